@@ -1,0 +1,5 @@
+"""Allow ``python -m stocksyncd``."""
+
+from stocksyncd.cli import main
+
+raise SystemExit(main())

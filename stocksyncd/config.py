@@ -1,0 +1,408 @@
+"""Configuration: one TOML file, overridable by environment, secrets from files.
+
+Priority (highest first): ``STOCKSYNCD_...__...`` environment variables,
+secret files (systemd ``$CREDENTIALS_DIRECTORY``, Docker ``/run/secrets``),
+the TOML file, defaults. Every model forbids unknown keys, so a typo is an
+error that names the key rather than a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from stocksyncd.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "/etc/stocksyncd/config.toml"
+ENV_PREFIX = "STOCKSYNCD_"
+DEFAULT_SECRET_DIRS = ("/run/secrets",)
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"2m"``, ``"1h"``, ``"1d"``, ``"500ms"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 2m, 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 2m, 1h")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _check_cron(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {value!r}: {exc}") from exc
+    return value
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonConfig(Strict):
+    """``[daemon]``: process-wide settings."""
+
+    state_url: str = "sqlite:///var/lib/stocksyncd/state.db"
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["journal", "text", "json"] = "journal"
+    debug_dir: Path | None = None
+    shutdown_timeout: Duration = 30.0
+    replica: str = Field(default_factory=socket.gethostname)
+    lease_ttl: Duration = 60.0
+    failures_unhealthy: int = Field(default=3, ge=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("state_url must start with sqlite:// or postgresql://")
+        return value
+
+
+class WebConfig(Strict):
+    """``[web]``: the status page, health and metrics."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8780"
+    token: SecretStr = SecretStr("")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not host:port")
+        if not host:
+            raise ValueError(f"{value!r} has no host")
+        return value
+
+    @property
+    def host(self) -> str:
+        """The address to bind."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The port to bind."""
+        return int(self.listen.rpartition(":")[2])
+
+
+class ShopConfig(Strict):
+    """``[shops.NAME]``: an InSales shop (one rate budget shared by its integrations)."""
+
+    url: str
+    api_key: SecretStr
+    password: SecretStr
+    requests_per_window: int = Field(default=500, ge=1)
+    window: Duration = 300.0
+    timeout: Duration = 60.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
+class IntegrationBase(Strict):
+    """Keys every integration has."""
+
+    enabled: bool = True
+    dry_run: bool = False
+    every: Duration | None = None
+    cron: str | None = None
+    jitter: Duration | None = None
+    run_at_start: bool = True
+    timeout: Duration = 60.0
+
+    _check_cron = field_validator("cron")(classmethod(lambda cls, v: _check_cron(v)))
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> IntegrationBase:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("give either 'every' or 'cron', not both")
+        if self.every is not None and self.every < 1:
+            raise ValueError("'every' must be at least 1s")
+        return self
+
+
+class StockSyncOptions(IntegrationBase):
+    """Keys shared by the two InSales stock integrations."""
+
+    shop: str
+    warehouse: int | None = Field(default=None, ge=0)
+    negative: Literal["clamp", "skip"] = "clamp"
+    zero_guard: float = Field(default=0.5, ge=0.0, le=1.0)
+    full_refresh: Duration = 3600.0
+    write_concurrency: int = Field(default=4, ge=1, le=16)
+
+
+class MoySkladInSalesConfig(StockSyncOptions):
+    """``type = "moysklad-insales"``."""
+
+    type: Literal["moysklad-insales"]
+    every: Duration | None = None
+    token: SecretStr
+    base_url: str = "https://api.moysklad.ru/api/remap/1.2"
+    source_key: Literal["article", "code", "externalCode"] = "article"
+    target_key: Literal["sku", "barcode"] = "sku"
+    stock_type: Literal["quantity", "stock", "freeStock"] = "quantity"
+    store_id: str | None = None
+
+
+class Kak2cInSalesConfig(StockSyncOptions):
+    """``type = "kak2c-insales"``."""
+
+    type: Literal["kak2c-insales"]
+    login: str
+    password: SecretStr
+    base_url: str = "https://app.kak2c.ru/api/lite"
+    domain: str | None = None
+    source_key: Literal["barcode", "variant_id"] = "barcode"
+    target_key: Literal["barcode", "sku"] = "barcode"
+    stock_field: str = "stockTotal"
+    page_size: int = Field(default=100, ge=1, le=1000)
+
+
+class MouserInvenTreeConfig(IntegrationBase):
+    """``type = "mouser-inventree"``."""
+
+    type: Literal["mouser-inventree"]
+    inventree_url: str
+    inventree_token: SecretStr
+    mouser_api_key: SecretStr
+    mouser_supplier: int = Field(ge=1)
+    base_url: str = "https://api.mouser.com/api/v1"
+    proxy: str | None = None
+    parts_per_run: int = Field(default=1, ge=1, le=30)
+    calls_per_minute: int = Field(default=30, ge=1)
+    calls_per_day: int = Field(default=1000, ge=1)
+    packaging_labels: tuple[str, ...] = ("Packaging", "Verpackung")
+    search_link: str = "https://www.mouser.com/c/?q={query}"
+
+
+IntegrationConfig = Annotated[
+    MoySkladInSalesConfig | Kak2cInSalesConfig | MouserInvenTreeConfig,
+    Field(discriminator="type"),
+]
+
+DEFAULT_EVERY = {"moysklad-insales": 3600.0, "kak2c-insales": 60.0, "mouser-inventree": 120.0}
+
+
+def effective_every(cfg: IntegrationBase, type_: str) -> float | None:
+    """The interval in seconds, or None when a cron expression schedules the job."""
+    if cfg.cron is not None:
+        return None
+    return cfg.every if cfg.every is not None else DEFAULT_EVERY[type_]
+
+
+class Config(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+        secrets_prefix="",
+        secrets_dir_missing="ok",
+    )
+
+    daemon: DaemonConfig = DaemonConfig()
+    web: WebConfig = WebConfig()
+    shops: dict[str, ShopConfig] = {}
+    integrations: dict[str, IntegrationConfig] = {}
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        for name, integ in self.integrations.items():
+            shop = getattr(integ, "shop", None)
+            if shop is not None and shop not in self.shops:
+                known = ", ".join(sorted(self.shops)) or "none"
+                raise ValueError(
+                    f"integrations.{name}.shop: shop {shop!r} is not defined in [shops] "
+                    f"(defined: {known})"
+                )
+        host = self.web.host
+        if self.web.enabled and not _is_loopback(host) and not self.web.token.get_secret_value():
+            raise ValueError(
+                f"web.listen: {self.web.listen} is not a loopback address; set web.token "
+                "to expose the web page beyond this machine"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment over secret files over TOML over defaults."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        assert isinstance(file_secret_settings, SecretsSettingsSource)
+        sources.append(NestedSecretsSettingsSource(file_secret_settings))
+        toml = _toml_path.get()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    def secret_values(self) -> list[str]:
+        """Every secret in the config, for log redaction."""
+        found: list[str] = []
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, SecretStr):
+                found.append(obj.get_secret_value())
+            elif isinstance(obj, BaseModel):
+                for name in type(obj).model_fields:
+                    walk(getattr(obj, name))
+            elif isinstance(obj, dict):
+                for v in obj.values():
+                    walk(v)
+
+        walk(self)
+        return [s for s in found if s]
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _TomlPath:
+    """The TOML file for the load in progress (settings sources are classmethods)."""
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+
+    def get(self) -> Path | None:
+        return self._path
+
+    def set(self, path: Path | None) -> None:
+        self._path = path
+
+
+_toml_path = _TomlPath()
+
+
+def default_config_path() -> Path:
+    """``$STOCKSYNCD_CONFIG``, else ``/etc/stocksyncd/config.toml``."""
+    return Path(os.environ.get("STOCKSYNCD_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def secret_dirs() -> list[Path]:
+    """Directories holding secret files: systemd credentials, then Docker secrets."""
+    dirs: list[Path] = []
+    if cred := os.environ.get("CREDENTIALS_DIRECTORY"):
+        dirs.append(Path(cred))
+    dirs.extend(Path(d) for d in DEFAULT_SECRET_DIRS)
+    return [d for d in dirs if d.is_dir()]
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read, merge and validate the configuration; raise ``ConfigError`` naming the key."""
+    import tomllib
+
+    path = Path(path) if path is not None else default_config_path()
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)  # syntax errors with line numbers, before pydantic sees it
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    _toml_path.set(path)
+    try:
+        dirs = secret_dirs()
+        return Config(_secrets_dir=dirs or None)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from None
+    finally:
+        _toml_path.set(None)
+
+
+_TAGS = {"moysklad-insales", "kak2c-insales", "mouser-inventree"}
+
+
+def format_validation_error(exc: ValidationError, path: Path | None = None) -> str:
+    """One line per problem: ``key.path: what is wrong``."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"] if str(p) not in _TAGS]
+        key = ".".join(loc) or "(top level)"
+        kind = err["type"]
+        msg = err["msg"]
+        if kind == "extra_forbidden":
+            msg = "unknown key"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid":
+            msg = f"unknown integration type; use one of {', '.join(sorted(_TAGS))}"
+        elif kind == "union_tag_not_found":
+            msg = "'type' is missing; use one of " + ", ".join(sorted(_TAGS))
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        if kind == "value_error" and msg.startswith(("integrations.", "web.")):
+            lines.append(msg)
+        else:
+            lines.append(f"{key}: {msg}")
+    where = f"{path}: " if path else ""
+    return where + "invalid configuration\n  " + "\n  ".join(lines)

@@ -1,0 +1,266 @@
+"""One HTTP transport per upstream: timeouts, rate limiting, retry, classification.
+
+Clients build URLs and parse models; everything about *how* a request goes
+out lives here, once. The aiohttp session is injected (the runtime owns one
+per upstream) and never closed by the transport.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from stocksyncd.clock import SYSTEM_CLOCK, Clock
+from stocksyncd.errors import (
+    ApiError,
+    AuthError,
+    FatalApiError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitedError,
+    TransientError,
+)
+from stocksyncd.http.ratelimit import RateLimiter
+from stocksyncd.http.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
+from stocksyncd.redact import redact_url
+
+
+@dataclass
+class Response:
+    """A fully read HTTP response."""
+
+    api: str
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    url: str  # already redacted
+
+    def json(self) -> Any:
+        """Parse the body; a broken body is retriable (it is usually a cut-off answer)."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            snippet = self.body[:80].decode("utf-8", "replace")
+            raise InvalidResponseError(
+                self.api, f"invalid JSON from {self.url} (HTTP {self.status}): {snippet!r}",
+                status=self.status,
+            ) from exc
+
+
+@dataclass
+class ExchangeRecord:
+    """What an observer learns about one request (for metrics and debug dumps)."""
+
+    api: str
+    method: str
+    url: str  # redacted
+    status: int | None  # None when no response arrived
+    duration_s: float
+    body: bytes = b""
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RequestObserver(Protocol):
+    """Receives every exchange: metrics, request counting, debug capture."""
+
+    def observe(self, record: ExchangeRecord) -> None:
+        """Called once per HTTP attempt."""
+        ...
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def default_check(response: Response) -> None:
+    """Map an HTTP status to the error tree; 2xx passes."""
+    status = response.status
+    if 200 <= status < 300:
+        return
+    api = response.api
+    detail = response.body[:200].decode("utf-8", "replace")
+    if status in (429, 503) and "Retry-After" in response.headers:
+        raise RateLimitedError(
+            api, f"rate limited (HTTP {status})", status=status,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status == 429:
+        raise RateLimitedError(api, "rate limited (HTTP 429)", status=status)
+    if status >= 500:
+        raise TransientError(api, f"server error HTTP {status}: {detail}", status=status)
+    if status in (401, 403):
+        raise AuthError(api, f"HTTP {status}: credentials refused or not allowed", status=status)
+    if status == 404:
+        raise NotFoundError(api, f"not found: {response.url}", status=status)
+    raise FatalApiError(api, f"HTTP {status} from {response.url}: {detail}", status=status)
+
+
+Check = Callable[[Response], None]
+
+
+class Transport:
+    """Sends requests for one upstream API with retry, rate limiting and classification."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api: str,
+        base_url: str,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        limiter: RateLimiter | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        timeout: float = 60.0,
+        headers: Mapping[str, str] | None = None,
+        observer: RequestObserver | None = None,
+        check: Check = default_check,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.session = session
+        self.api = api
+        self.base_url = URL(base_url.rstrip("/"))
+        self.retry = retry
+        self.limiter = limiter
+        self.clock = clock
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        self.observer = observer
+        self.check = check
+        self.rng = rng or random.Random()
+        self.requests = 0  # attempts sent, for benchmarks and tests
+
+    def url(self, path: str) -> URL:
+        """Resolve ``path`` against the base URL (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return URL(path, encoded=True)
+        return URL(str(self.base_url) + "/" + path.lstrip("/"), encoded=False)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | float] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        weight: float = 1.0,
+        check: Check | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Response:
+        """Send a request, retrying retriable failures under the shared policy."""
+
+        async def attempt() -> Response:
+            return await self.send_once(
+                method, path, params=params, json_body=json_body, headers=headers,
+                weight=weight, check=check,
+            )
+
+        return await call_with_retry(attempt, retry or self.retry, clock=self.clock, rng=self.rng)
+
+    async def send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | float] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        weight: float = 1.0,
+        check: Check | None = None,
+    ) -> Response:
+        """One attempt: wait for budget, send, read, classify."""
+        url = self.url(path)
+        if params:
+            url = url.update_query({k: str(v) for k, v in params.items()})
+        shown = redact_url(str(url))
+        all_headers = {**self.headers, **(headers or {})}
+        data: bytes | None = None
+        if json_body is not None:
+            data = orjson.dumps(json_body)
+            all_headers.setdefault("Content-Type", "application/json")
+        if self.limiter is not None:
+            async with self.limiter.slot(weight):
+                response = await self._send(method, url, shown, all_headers, data)
+        else:
+            response = await self._send(method, url, shown, all_headers, data)
+        if self.limiter is not None:
+            self.limiter.observe(response.headers)
+        try:
+            (check or self.check)(response)
+        except RateLimitedError as exc:
+            if self.limiter is not None and exc.retry_after:
+                # Everyone sharing this budget waits, not only this request.
+                self.limiter.block_for(exc.retry_after)
+            raise
+        return response
+
+    async def _send(
+        self, method: str, url: URL, shown: str, headers: dict[str, str], data: bytes | None
+    ) -> Response:
+        started = self.clock.monotonic()
+        self.requests += 1
+        try:
+            async with self.session.request(
+                method, url, headers=headers, data=data,
+                timeout=aiohttp.ClientTimeout(total=self.timeout), allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                response = Response(self.api, resp.status, resp.headers, body, shown)
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            self._observe(method, shown, None, started, error="timeout")
+            raise TransientError(self.api, f"timeout after {self.timeout:.0f}s: {shown}") from exc
+        except aiohttp.ClientPayloadError as exc:
+            self._observe(method, shown, None, started, error="payload")
+            raise InvalidResponseError(self.api, f"truncated response from {shown}") from exc
+        except aiohttp.ClientError as exc:
+            self._observe(method, shown, None, started, error=type(exc).__name__)
+            raise TransientError(self.api, f"{type(exc).__name__} on {shown}") from exc
+        self._observe(method, shown, response.status, started, body=response.body)
+        return response
+
+    def _observe(
+        self, method: str, url: str, status: int | None, started: float,
+        *, body: bytes = b"", error: str | None = None,
+    ) -> None:
+        if self.observer is None:
+            return
+        self.observer.observe(
+            ExchangeRecord(
+                api=self.api, method=method, url=url, status=status,
+                duration_s=self.clock.monotonic() - started, body=body, error=error,
+            )
+        )
+
+
+__all__ = [
+    "ApiError",
+    "Check",
+    "ExchangeRecord",
+    "RequestObserver",
+    "Response",
+    "Transport",
+    "default_check",
+    "parse_retry_after",
+]

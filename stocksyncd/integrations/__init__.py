@@ -1,0 +1,1 @@
+"""Integrations: each combines two clients through pure matching and planning functions."""
