@@ -18,7 +18,6 @@ from stocksyncd.integrations.mouser_inventree.diff import (
     format_breaks,
     plan_fields,
     plan_price_breaks,
-    to_decimal,
 )
 from stocksyncd.integrations.mouser_inventree.exclusion import (
     PartInfo,
@@ -31,6 +30,7 @@ from stocksyncd.integrations.mouser_inventree.hits import (
     hits_message,
     is_na,
     make_hit,
+    mark_created,
     plain_text,
     search_url,
     summarise_hits,
@@ -365,15 +365,6 @@ def test_link_too_long_for_old_servers_loses_query() -> None:
     assert plan_fields(stored, MouserFields(link=long), link_max=200) == []
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [(5, D(5)), (5.5, D("5.5")), ("12", D(12)), (" 3.0 ", D("3.0")), (None, None),
-     ("x", None), (True, None), ("NaN", None), ("inf", None)],
-)
-def test_to_decimal(value: Any, expected: Decimal | None) -> None:
-    assert to_decimal(value) == expected
-
-
 # -- hits ------------------------------------------------------------------------------
 
 
@@ -412,7 +403,7 @@ def test_summarise_hits_orders_and_flags() -> None:
     assert summary["shown"] == 5
     assert summary["creatable"] == 2
     assert summary["na"] == 3
-    assert summary["search_url"] == "https://www.mouser.com/c/?q=ne555p"
+    assert summary["search_link"] == "https://www.mouser.com/c/?q=ne555p"
     first = summary["hits"][0]
     assert first == {
         "mouser_pn": "595-NE555P", "na": False, "manufacturer": "TI", "mpn": "NE555P",
@@ -456,6 +447,8 @@ DATA = summarise_hits("X1", [hit("1-X1", "X1"), hit("N/A", "X1")], 2, "{query}")
         ("hits", {"hits": ["junk"]}, 0, "malformed"),
         ("hits", {**DATA, "created": {"supplier_part": 42, "sku": "1-X1"}}, 0,
          "supplier part 42 (SKU 1-X1) was already created"),
+        ("hits", {"hits": [{"mouser_pn": "1-X1", "na": False, "created": "supplier part 7"}]},
+         0, "already created"),
     ],
 )
 def test_check_creatable(kind: str, data: dict[str, Any], index: int, error: str | None) -> None:
@@ -464,3 +457,12 @@ def test_check_creatable(kind: str, data: dict[str, Any], index: int, error: str
     else:
         with pytest.raises(ValueError, match=error.replace("(", r"\(").replace(")", r"\)")):
             check_creatable(kind, data, index)
+
+
+def test_mark_created_records_the_hit_and_blocks_a_second_click() -> None:
+    data = mark_created(DATA, 0, 42, "1-X1")
+    assert data["hits"][0]["created"] == "supplier part 42"
+    assert "created" not in DATA["hits"][0]  # the original is untouched
+    assert data["created"] == {"supplier_part": 42, "sku": "1-X1", "hit": 0}
+    with pytest.raises(ValueError, match="already created"):
+        check_creatable("hits", data, 0)

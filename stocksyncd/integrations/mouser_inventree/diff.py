@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from yarl import URL
@@ -54,8 +54,7 @@ def decimal_text(value: Decimal | None) -> str:
     """A Decimal without trailing zeros or exponent ("0.54", "100")."""
     if value is None:
         return "?"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def format_breaks(breaks: Sequence[Break | StoredBreak]) -> str:
@@ -124,17 +123,6 @@ class FieldChange:
     old: str | None
     new: str
     value: Any
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """A number InvenTree rendered as int, float or string; None when it is not one."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
 
 
 def fit_link(url: str | None, limit: int = LINK_MAX) -> str | None:

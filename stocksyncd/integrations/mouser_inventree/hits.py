@@ -91,7 +91,7 @@ def summarise_hits(
         "shown": len(ordered),
         "creatable": sum(1 for h in ordered if not h.na),
         "na": sum(1 for h in ordered if h.na),
-        "search_url": search_url(search_template, query),
+        "search_link": search_url(search_template, query),
         "hits": [asdict(h) for h in ordered],
     }
 
@@ -130,4 +130,14 @@ def check_creatable(kind: str, data: dict[str, Any], index: int) -> dict[str, An
             f"supplier part {created['supplier_part']} (SKU {created.get('sku')}) "
             "was already created from this entry"
         )
+    if hit.get("created"):
+        raise ValueError(f"this hit was already created ({hit['created']})")
     return hit
+
+
+def mark_created(data: dict[str, Any], index: int, supplier_part: int, sku: str) -> dict[str, Any]:
+    """A copy of the entry data recording that hit ``index`` became ``supplier_part``."""
+    hits = [dict(h) if isinstance(h, dict) else h for h in data.get("hits", [])]
+    hits[index]["created"] = f"supplier part {supplier_part}"
+    return {**data, "hits": hits,
+            "created": {"supplier_part": supplier_part, "sku": sku, "hit": index}}
