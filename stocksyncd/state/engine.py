@@ -1,0 +1,155 @@
+"""Turn a ``state_url`` into an async SQLAlchemy engine.
+
+Accepted: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://``
+or ``sqlite:///:memory:`` (in memory), ``postgresql://...`` and
+``postgres://...``. A libpq-style ``options=-c name=value`` query (how
+``search_path`` is usually chosen) becomes asyncpg ``server_settings``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from stocksyncd.errors import ConfigError
+
+# Seconds a SQLite writer waits for another process's write lock (a `sync`
+# command next to the daemon) before failing.
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything needed to build the engine for one ``state_url``."""
+
+    backend: str  # "sqlite" | "postgresql"
+    url: URL  # the SQLAlchemy URL, with its async driver
+    redacted: str  # for logs and the web page: no password
+    memory: bool = False
+    connect_args: dict[str, Any] = field(default_factory=dict)
+
+
+def redact_state_url(url: str) -> str:
+    """The URL without its password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "<invalid state_url>"
+    if parsed.password is None:
+        return url
+    return parsed.set(password=None).render_as_string(hide_password=False)
+
+
+def parse_state_url(url: str) -> EngineSpec:
+    """Validate ``url`` and translate it for SQLAlchemy's async drivers."""
+    redacted = redact_state_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"state_url {redacted!r} is not a valid database URL") from exc
+    scheme = parsed.drivername.split("+", 1)[0]
+    if scheme == "sqlite":
+        return _sqlite_spec(parsed, redacted)
+    if scheme in ("postgresql", "postgres"):
+        return _postgres_spec(parsed, redacted)
+    raise ConfigError(f"state_url {redacted!r}: use sqlite:// or postgresql://")
+
+
+def _sqlite_spec(parsed: URL, redacted: str) -> EngineSpec:
+    database = parsed.database or ""
+    memory = database in ("", ":memory:")
+    url = parsed.set(drivername="sqlite+aiosqlite", query={})
+    if memory:
+        url = url.set(database=":memory:")
+    return EngineSpec("sqlite", url, redacted, memory=memory,
+                      connect_args={"check_same_thread": False} if memory else {})
+
+
+def _postgres_spec(parsed: URL, redacted: str) -> EngineSpec:
+    query = dict(parsed.query)
+    connect_args: dict[str, Any] = {}
+    server_settings: dict[str, str] = {}
+    options = query.pop("options", None)
+    for text in [options] if isinstance(options, str) else list(options or ()):
+        server_settings.update(_libpq_options(text, redacted))
+    sslmode = query.pop("sslmode", None)
+    if isinstance(sslmode, str) and sslmode != "disable":
+        connect_args["ssl"] = sslmode
+    application_name = query.pop("application_name", "stocksyncd")
+    server_settings.setdefault("application_name", str(application_name))
+    if query:
+        raise ConfigError(f"state_url {redacted!r}: unsupported parameters {sorted(query)}")
+    connect_args["server_settings"] = server_settings
+    url = parsed.set(drivername="postgresql+asyncpg", query={})
+    return EngineSpec("postgresql", url, redacted, connect_args=connect_args)
+
+
+def _libpq_options(text: str, redacted: str) -> dict[str, str]:
+    """``-c search_path=x -c statement_timeout=5s`` (or ``-csearch_path=x``) -> settings."""
+    settings: dict[str, str] = {}
+    words = shlex.split(text)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "-c" and i + 1 < len(words):
+            item, i = words[i + 1], i + 2
+        elif word.startswith(("-c", "--")):
+            item, i = word[2:], i + 1
+        else:
+            raise ConfigError(f"state_url {redacted!r}: cannot read options {text!r}")
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"state_url {redacted!r}: option {item!r} needs name=value")
+        settings[name.replace("-", "_")] = value
+    return settings
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def make_engine(spec: EngineSpec) -> AsyncEngine:
+    """The engine for ``spec``; a SQLite file's directory is created if missing."""
+    kwargs: dict[str, Any] = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+        "connect_args": spec.connect_args,
+    }
+    if spec.backend == "sqlite":
+        if spec.memory:
+            # Every connection to :memory: is a new empty database: keep one.
+            kwargs["poolclass"] = StaticPool
+        else:
+            Path(spec.url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["pool_size"] = 5
+        kwargs["max_overflow"] = 5
+    engine = create_async_engine(spec.url, **kwargs)
+    if spec.backend == "sqlite":
+        _sqlite_pragmas(engine, memory=spec.memory)
+    return engine
+
+
+def _sqlite_pragmas(engine: AsyncEngine, *, memory: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # Safe with WAL: a power cut may lose the last commit, never corrupt.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
