@@ -1,0 +1,215 @@
+"""MoySklad JSON API 1.2: products with a key, joined with the short stock report.
+
+The client never mints tokens (``POST /security/token`` revokes the user's
+other tokens); it uses the Bearer token it is given. MoySklad rejects any
+request without ``Accept-Encoding: gzip`` (HTTP 415), so the transport built
+by ``moysklad_transport`` sends it on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from stocksyncd.clock import SYSTEM_CLOCK, Clock
+from stocksyncd.errors import (
+    AuthError,
+    FatalApiError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitedError,
+    TransientError,
+)
+from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
+from stocksyncd.http.transport import RequestObserver, Response, Transport
+from stocksyncd.redact import register_secrets
+
+API = "moysklad"
+DEFAULT_BASE_URL = "https://api.moysklad.ru/api/remap/1.2"
+PAGE_LIMIT = 1000  # the documented maximum page size
+
+# Budget: 45 weight units per 3-second window, at most 5 requests in flight.
+WINDOW_UNITS = 45.0
+WINDOW_SECONDS = 3.0
+MAX_PARALLEL = 5
+# A user token costs 2 units now and 4 from December 2026; budgeting 4 keeps
+# us under the limit across the announced changes at no cost for ~3 calls a run.
+USER_TOKEN_WEIGHT = 4.0
+REPORT_WEIGHT = 5.0  # stock reports cost 5 units whatever the auth
+
+# Codes of the error objects in ``{"errors": [...]}`` bodies.
+RATE_LIMIT_CODES = frozenset({1049, 1073})
+AUTH_CODES = frozenset({1056, 1048})
+
+SourceKey = Literal["article", "code", "externalCode"]
+StockType = Literal["quantity", "stock", "freeStock"]
+
+
+def moysklad_limiter(clock: Clock = SYSTEM_CLOCK, name: str = API) -> WindowLimiter:
+    """The limiter every request of one MoySklad user shares."""
+    return WindowLimiter(
+        WINDOW_UNITS, WINDOW_SECONDS, concurrency=MAX_PARALLEL, clock=clock,
+        remaining_header="X-RateLimit-Remaining", name=name,
+    )
+
+
+def _errors(body: bytes) -> list[dict[str, Any]]:
+    """The error objects of a ``{"errors": [...]}`` body (empty for anything else)."""
+    if not body.lstrip().startswith(b"{"):
+        return []
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [e for e in errors if isinstance(e, dict)]
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{e.get('code', '?')}: {e.get('error', '')}".strip() for e in errors)
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("X-Lognex-Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw.strip()) / 1000.0)  # milliseconds on the wire
+    except ValueError:
+        return None
+
+
+def moysklad_check(response: Response) -> None:
+    """Classify a MoySklad answer: 429 waits ``X-Lognex-Retry-After`` ms, 4xx are final."""
+    status = response.status
+    # 2xx bodies are only inspected when they look like an error envelope.
+    looks_like_errors = response.body[:20].lstrip().startswith(b'{"errors"')
+    if 200 <= status < 300 and not looks_like_errors:
+        return
+    errors = _errors(response.body)
+    codes = {e.get("code") for e in errors}
+    text = _describe(errors) or response.body[:200].decode("utf-8", "replace")
+    api = response.api
+    if status == 429 or codes & RATE_LIMIT_CODES:
+        raise RateLimitedError(
+            api, f"rate limited (HTTP {status}) {text}".strip(), status=status,
+            retry_after=_retry_after_s(response.headers),
+        )
+    if status >= 500:
+        raise TransientError(api, f"server error HTTP {status}: {text}", status=status)
+    if status == 401 or codes & AUTH_CODES:
+        raise AuthError(
+            api, f"token refused (HTTP {status}): {text}; the token was revoked or the user "
+            "is blocked: create a new token in MoySklad and put it in the config",
+            status=status,
+        )
+    if status == 403:
+        raise AuthError(
+            api, f"forbidden (HTTP 403): {text}; the user needs the stock ('Остатки') "
+            "permission", status=status,
+        )
+    if status == 415:
+        raise FatalApiError(api, "HTTP 415: the request lacked Accept-Encoding: gzip",
+                            status=status)
+    if status == 404:
+        raise NotFoundError(api, f"not found: {response.url} {text}".strip(), status=status)
+    raise FatalApiError(api, f"HTTP {status} from {response.url}: {text}", status=status)
+
+
+def moysklad_transport(
+    session: aiohttp.ClientSession,
+    *,
+    token: str,
+    base_url: str = DEFAULT_BASE_URL,
+    limiter: RateLimiter | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    timeout: float = 300.0,
+    observer: RequestObserver | None = None,
+) -> Transport:
+    """A transport with MoySklad's headers, error classification and budget."""
+    register_secrets([token])
+    return Transport(
+        session, api=API, base_url=base_url, clock=clock, timeout=timeout,
+        limiter=limiter if limiter is not None else moysklad_limiter(clock),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept-Encoding": "gzip",
+            "Accept": "application/json;charset=utf-8",
+        },
+        observer=observer, check=moysklad_check,
+    )
+
+
+class MoySkladClient:
+    """Reads products and stock from MoySklad through one ``Transport``."""
+
+    def __init__(self, transport: Transport, *, weight: float = USER_TOKEN_WEIGHT) -> None:
+        self.transport = transport
+        self.weight = weight
+
+    async def products(self, key: SourceKey = "article") -> list[dict[str, Any]]:
+        """Every non-archived product whose ``key`` field is non-empty, all pages."""
+        # ``field!=`` with an empty value is MoySklad's "has a value" filter.
+        params: dict[str, str | int | float] = {
+            "filter": f"{key}!=", "limit": PAGE_LIMIT, "offset": 0,
+        }
+        rows: list[dict[str, Any]] = []
+        seen_offsets: set[str] = set()
+        while True:
+            response = await self.transport.request(
+                "GET", "entity/product", params=params, weight=self.weight,
+            )
+            data = response.json()
+            page = data.get("rows") if isinstance(data, dict) else None
+            meta = data.get("meta") if isinstance(data, dict) else None
+            if not isinstance(page, list) or not isinstance(meta, dict):
+                raise InvalidResponseError(
+                    API, f"entity/product: no rows/meta in the answer from {response.url}",
+                    status=response.status,
+                )
+            rows.extend(r for r in page if isinstance(r, dict))
+            next_href = meta.get("nextHref")
+            if not next_href or not page:
+                return rows
+            # Follow nextHref's query against our own base URL, so a configured
+            # base URL (a proxy, a simulator) is kept for every page.
+            params = dict(URL(str(next_href)).query)
+            offset = str(params.get("offset", ""))
+            if offset in seen_offsets:
+                raise InvalidResponseError(API, f"entity/product: nextHref repeats offset {offset}")
+            seen_offsets.add(offset)
+
+    async def stock(
+        self, stock_type: StockType = "quantity", store_id: str | None = None
+    ) -> dict[str, object]:
+        """``assortmentId -> value`` from ``report/stock/all/current`` (one call, raw values)."""
+        params: dict[str, str | int | float] = {
+            "stockType": stock_type, "include": "zeroLines",
+        }
+        if store_id:
+            params["filter"] = f"storeId={store_id}"
+        response = await self.transport.request(
+            "GET", "report/stock/all/current", params=params,
+            weight=max(self.weight, REPORT_WEIGHT),
+        )
+        data = response.json()
+        if not isinstance(data, list):
+            raise InvalidResponseError(
+                API, f"report/stock/all/current: expected a JSON array from {response.url}",
+                status=response.status,
+            )
+        stock: dict[str, object] = {}
+        for row in data:
+            if isinstance(row, dict) and isinstance(row.get("assortmentId"), str):
+                stock[row["assortmentId"]] = row.get(stock_type)
+        return stock
+
+    def requests_made(self) -> int:
+        """HTTP attempts sent through the transport."""
+        return self.transport.requests
