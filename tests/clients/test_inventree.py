@@ -277,3 +277,35 @@ def test_fit_link_never_cuts_a_url() -> None:
     assert fit_link("https://a.b/c?qs=1", 100) == "https://a.b/c?qs=1"
     assert fit_link("https://a.b/c?qs=" + "1" * 300, 200) == "https://a.b/c"
     assert fit_link("https://a.b/" + "c" * 300, 200) is None
+
+
+async def test_simulator_sends_bare_array_without_limit(
+    make: Make, session: aiohttp.ClientSession
+) -> None:
+    sim, _ = await make()
+    sim.add_part("B", pk=2)
+    sim.add_part("A", pk=1)
+    headers = InvenTreeClient.headers(DEFAULT_TOKEN)
+    async with session.get(sim.url + "/api/part/", headers=headers) as resp:
+        rows = await resp.json()
+    assert [r["pk"] for r in rows] == [1, 2]
+    async with session.get(sim.url + "/api/part/?limit=1&offset=1", headers=headers) as resp:
+        page = await resp.json()
+    assert (page["count"], page["next"], [r["pk"] for r in page["results"]]) == (2, None, [2])
+    assert page["previous"] is not None
+
+
+@pytest.mark.parametrize(("version", "ordering", "link_limit"),
+                         [(300, None, 200), (482, "id", 2000)])
+async def test_older_servers_get_older_rules(
+    make: Make, version: int, ordering: str | None, link_limit: int
+) -> None:
+    sim, client = await make(api_version=version)
+    sim.add_company("Mouser", pk=3)
+    sim.add_part("NE555P", pk=17)
+    assert await client.part_pks() == [17]
+    assert sim.requests[-1].query.get("ordering") == ordering
+    link = "https://www.mouser.com/ProductDetail/" + "a" * 250 + "?qs=abc"
+    created = await client.create_supplier_part(part=17, supplier=3, sku="595-X", link=link)
+    expected = link if len(link) <= link_limit else None
+    assert created.link == expected
