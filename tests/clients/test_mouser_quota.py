@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from stocksyncd.clients.mouser_quota import MouserQuota
 from stocksyncd.clock import FakeClock
 from stocksyncd.errors import QuotaExhaustedError
+from stocksyncd.state import open_store
 
 START = datetime(2026, 3, 10, 23, 58, 30, tzinfo=UTC)
 MIDNIGHT = datetime(2026, 3, 11, tzinfo=UTC).timestamp()
@@ -93,3 +95,25 @@ async def test_keys_are_independent() -> None:
     await MouserQuota(store, "b", 30, 1, clock).take()  # type: ignore[arg-type]
     with pytest.raises(QuotaExhaustedError):
         await MouserQuota(store, "a", 30, 1, clock).take()  # type: ignore[arg-type]
+
+
+async def test_daily_use_survives_closing_and_reopening_sqlite(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "state.db")
+    clock = FakeClock(START)
+    store = await open_store(url, clock=clock)
+    try:
+        quota = MouserQuota(store, "mouser:parts", 30, 5, clock)
+        for _ in range(3):
+            await quota.take()
+    finally:
+        await store.close()
+    reopened = await open_store(url, clock=clock)
+    try:
+        quota = MouserQuota(reopened, "mouser:parts", 30, 5, clock)
+        assert await quota.left_today() == 2
+        await quota.exhausted_until_reset()
+        with pytest.raises(QuotaExhaustedError) as info:
+            await quota.take()
+        assert info.value.resets_at == MIDNIGHT
+    finally:
+        await reopened.close()
