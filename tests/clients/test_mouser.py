@@ -302,7 +302,6 @@ ERROR_PATHS = [
     ("status", {"status": 404, "body": "not here"}),
     ("status", {"status": 405, "body": {"Message": "no"}}),
     ("status", {"status": 429, "body": ""}),
-    ("timeout", {}),
     ("reset", {}),
     ("truncate", {}),
     ("garbage", {"kind": "html"}),
@@ -315,7 +314,6 @@ ERROR_PATHS = [
 @pytest.mark.parametrize(("how", "args"), ERROR_PATHS)
 async def test_api_key_never_leaks(sim: MouserSimulator, client: MouserClient, logs: list[str],
                                    how: str, args: dict[str, object]) -> None:
-    client.transport.timeout = 0.2
     sku = str(orderable(sim, "USD")["MouserPartNumber"])
     for _ in range(2):  # every attempt fails
         if how == "garbage":
@@ -324,7 +322,6 @@ async def test_api_key_never_leaks(sim: MouserSimulator, client: MouserClient, l
             sim.inject(kind=how, **args)  # type: ignore[arg-type]
     with pytest.raises(StockSyncError) as info:
         await client.lookup(sku)
-    sim.release()
     text = "".join(traceback.format_exception(info.value)) + repr(info.value) + "".join(logs)
     assert KEY not in text
     assert str(info.value)
