@@ -33,7 +33,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: RetriableError, rng: random.Random) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (attempt counts from 1)."""
-        backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        backoff = min(self.max_delay, self.base_delay * (2.0 ** (attempt - 1)))
         backoff *= 1 + rng.uniform(-self.jitter, self.jitter)
         if error.retry_after is not None:
             # The server knows its window; never go below what it asked for.
