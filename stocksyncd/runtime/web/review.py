@@ -1,0 +1,204 @@
+"""The Mouser review page: results of the Mouser -> InvenTree job, grouped per part.
+
+Hit dicts come from Mouser through the integration; field names are read leniently
+(the integration's own names first, Mouser's raw names as a fallback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from stocksyncd.runtime.web.pages import badge, esc, fmt_dt, layout, post_button
+from stocksyncd.state.api import ReviewEntry
+
+HIT_FIELDS: dict[str, tuple[str, ...]] = {
+    "mouser_pn": ("mouser_pn", "sku", "MouserPartNumber"),
+    "manufacturer": ("manufacturer", "Manufacturer"),
+    "mpn": ("mpn", "ManufacturerPartNumber"),
+    "description": ("description", "Description"),
+    "availability": ("availability", "Availability"),
+    "link": ("link", "url", "ProductDetailUrl"),
+}
+KIND_LABELS = {
+    "lifecycle": "lifecycle changed",
+    "updated": "updated",
+    "unknown_sku": "unknown SKU",
+    "hits": "search hits",
+    "error": "error",
+}
+
+
+def hit_value(hit: Mapping[str, Any], name: str) -> Any:
+    """The first present, non-empty value among the aliases of ``name``."""
+    for key in HIT_FIELDS[name]:
+        value = hit.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def is_na(hit: Mapping[str, Any]) -> bool:
+    """Mouser lists old parts without a usable part number ("N/A"): not creatable."""
+    if hit.get("na") is True:
+        return True
+    pn = hit_value(hit, "mouser_pn")
+    return pn is None or str(pn).strip().upper() in {"N/A", "NA", ""}
+
+
+def can_create(entry: ReviewEntry, index: int) -> bool:
+    """Whether hit ``index`` of ``entry`` may become a supplier part."""
+    hits = entry.data.get("hits")
+    if entry.kind != "hits" or not isinstance(hits, list) or not 0 <= index < len(hits):
+        return False
+    hit = hits[index]
+    return isinstance(hit, Mapping) and not is_na(hit) and not hit.get("created")
+
+
+def safe_link(value: Any) -> str | None:
+    """Only http(s) links become anchors: a ``javascript:`` URL from upstream must not."""
+    if isinstance(value, str) and value.lower().startswith(("https://", "http://")):
+        return value
+    return None
+
+
+def _old_new(old: Any, new: Any) -> str:
+    return (f'<span class="old">{esc(old)}</span><span class="arrow">→</span>'
+            f"<strong>{esc(new)}</strong>")
+
+
+def _field_changes(data: Mapping[str, Any]) -> str:
+    """The 'updated' entry: each field with old -> new when known."""
+    fields = data.get("fields", data.get("changes"))
+    rows: list[str] = []
+    if isinstance(fields, Mapping):
+        for name, change in fields.items():
+            if isinstance(change, Mapping) and ("old" in change or "new" in change):
+                cell = _old_new(change.get("old"), change.get("new"))
+            elif isinstance(change, list | tuple) and len(change) == 2:
+                cell = _old_new(change[0], change[1])
+            else:
+                cell = f"<strong>{esc(change)}</strong>"
+            rows.append(f"<tr><th>{esc(name)}</th><td>{cell}</td></tr>")
+    elif isinstance(fields, list):
+        rows = [f"<tr><td>{esc(f)}</td></tr>" for f in fields]
+    else:
+        rows = [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
+                for k, v in data.items() if k not in {"sku", "hits"}]
+    return f'<div class="table-wrap"><table>{"".join(rows)}</table></div>' if rows else ""
+
+
+def _hits_table(entry: ReviewEntry, csrf: str) -> str:
+    hits = entry.data.get("hits")
+    hits = hits if isinstance(hits, list) else []
+    total = entry.data.get("count", entry.data.get("total", len(hits)))
+    search = safe_link(entry.data.get("search_link"))
+    more = ""
+    if isinstance(total, int) and total > len(hits):
+        more = f" (showing {len(hits)})"
+    head = f"<p>Mouser found <strong>{esc(total)}</strong> part(s){esc(more)}"
+    head += f' · <a href="{esc(search)}" rel="noreferrer">search on Mouser</a>' if search else ""
+    head += "</p>"
+    if not hits:
+        return head
+    rows = []
+    for i, hit in enumerate(hits):
+        if not isinstance(hit, Mapping):
+            rows.append(f'<tr><td colspan="7" class="muted">unreadable hit {esc(hit)}</td></tr>')
+            continue
+        link = safe_link(hit_value(hit, "link")) or search
+        pn = hit_value(hit, "mouser_pn")
+        pn_html = (badge("N/A", "na") if is_na(hit) else f"<code>{esc(pn)}</code>")
+        if link:
+            pn_html = f'<a href="{esc(link)}" rel="noreferrer">{pn_html}</a>'
+        if hit.get("created"):
+            action = badge("created", "ok")
+            if isinstance(hit.get("created"), str):
+                action += f' <span class="muted">{esc(hit["created"])}</span>'
+        elif can_create(entry, i):
+            action = post_button(f"/review/{entry.id}/create/{i}", "Create supplier part", csrf,
+                                 "primary")
+        else:
+            action = '<span class="muted">not creatable</span>'
+        rows.append(
+            "<tr>"
+            f'<td data-label="Mouser PN">{pn_html}</td>'
+            f'<td data-label="Manufacturer">{esc(hit_value(hit, "manufacturer"))}</td>'
+            f'<td data-label="MPN"><code>{esc(hit_value(hit, "mpn"))}</code></td>'
+            f'<td data-label="Description">{esc(hit_value(hit, "description"))}</td>'
+            f'<td data-label="Availability">{esc(hit_value(hit, "availability"))}</td>'
+            f"<td>{action}</td>"
+            "</tr>"
+        )
+    return (
+        f'{head}<div class="table-wrap"><table class="stack hits"><thead><tr>'
+        "<th>Mouser PN</th><th>Manufacturer</th><th>MPN</th><th>Description</th>"
+        f'<th>Availability</th><th></th></tr></thead><tbody>{"".join(rows)}</tbody>'
+        "</table></div>"
+    )
+
+
+def entry_html(entry: ReviewEntry, csrf: str) -> str:
+    """One review entry, rendered by kind."""
+    data = entry.data
+    sku = data.get("sku")
+    if entry.kind == "lifecycle":
+        content = f"<p>Lifecycle: {_old_new(data.get('old'), data.get('new'))}</p>"
+    elif entry.kind == "updated":
+        content = _field_changes(data)
+    elif entry.kind == "unknown_sku":
+        content = f"<p>Mouser no longer knows SKU <code>{esc(sku)}</code>.</p>"
+    elif entry.kind == "hits":
+        content = _hits_table(entry, csrf)
+    elif entry.kind == "error":
+        content = ""
+    else:
+        content = _field_changes(data)
+    message = ""
+    if entry.message:
+        css = "errors" if entry.kind == "error" else "muted"
+        message = f'<p class="{css}">{esc(entry.message)}</p>'
+    sku_html = (f' <span class="muted">SKU <code>{esc(sku)}</code></span>'
+                if sku and entry.kind != "unknown_sku" else "")
+    kind_label = KIND_LABELS.get(entry.kind, entry.kind)
+    delete = post_button(f"/review/{entry.id}/delete", "Delete", csrf, "danger")
+    return (
+        f'<div class="entry" id="entry-{esc(entry.id)}" data-kind="{esc(entry.kind)}">'
+        f'<div class="entry-head"><div>{badge(kind_label, entry.kind)}{sku_html} '
+        f'<span class="muted">{fmt_dt(entry.created_at)} · {esc(entry.integration)}</span>'
+        f"</div>{delete}</div>{message}{content}</div>"
+    )
+
+
+def review_page(entries: list[ReviewEntry], *, csrf: str, flash: tuple[str, str] | None,
+                replica: str, part_urls: Mapping[str, str]) -> str:
+    """``GET /review``: entries grouped per part, newest part first.
+
+    ``part_urls`` maps an integration name to its InvenTree base URL, for part links.
+    """
+    groups: dict[tuple[str, int], list[ReviewEntry]] = {}
+    names: dict[tuple[str, int], str] = {}
+    for entry in entries:
+        key = (entry.integration, entry.part_pk)
+        groups.setdefault(key, []).append(entry)
+        names.setdefault(key, entry.part_name)
+    cards = []
+    for key, items in groups.items():
+        integration, pk = key
+        title = esc(names[key])
+        base = safe_link(part_urls.get(integration))
+        if base:
+            href = f"{base.rstrip('/')}/part/{quote(str(pk), safe='')}/"
+            title = f'<a href="{esc(href)}" rel="noreferrer">{title}</a>'
+        cards.append(
+            f'<article class="card part" id="part-{esc(integration)}-{esc(pk)}">'
+            f'<div class="part-head"><h2>{title}</h2>'
+            f'<span class="muted">part {esc(pk)} · {len(items)} result(s)</span></div>'
+            f'{"".join(entry_html(e, csrf) for e in items)}</article>'
+        )
+    if not cards:
+        cards.append('<section class="card"><p class="muted">Nothing to review.</p></section>')
+    body = (f"<h1>Mouser review</h1><p class=muted>{len(entries)} result(s) for "
+            f"{len(groups)} part(s).</p>" + "".join(cards))
+    return layout("Review", body, active="/review", replica=replica, flash=flash)
