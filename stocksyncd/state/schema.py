@@ -12,6 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import TypeCompiler
 
 metadata = sa.MetaData()
 
@@ -45,6 +47,21 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class _SqliteJsonText(sa.JSON):
+    """JSON in a TEXT column on SQLite.
+
+    A column declared ``JSON`` gets NUMERIC affinity there, which turns the
+    text ``18`` into the integer 18 (and big integers into lossy floats).
+    """
+
+
+@compiles(_SqliteJsonText, "sqlite")
+def _sqlite_json_ddl(_type: _SqliteJsonText, _compiler: TypeCompiler, **_kw: Any) -> str:
+    return "TEXT"
+
+
+Json = sa.JSON().with_variant(_SqliteJsonText(), "sqlite")
+
 # BIGINT autoincrement is not an alias of ROWID in SQLite; INTEGER is.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -60,12 +77,12 @@ runs = sa.Table(
     sa.Column("finished_at", UtcDateTime, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("duration_s", sa.Float, nullable=False),
-    sa.Column("counts", sa.JSON, nullable=False),
-    sa.Column("conflicts", sa.JSON, nullable=False),
-    sa.Column("errors", sa.JSON, nullable=False),
+    sa.Column("counts", Json, nullable=False),
+    sa.Column("conflicts", Json, nullable=False),
+    sa.Column("errors", Json, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
-    sa.Column("requests", sa.JSON, nullable=False),
-    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("requests", Json, nullable=False),
+    sa.Column("details", Json, nullable=False),
     sa.Column("changes_total", sa.Integer, nullable=False),
     sa.Index("ix_runs_integration_started", "integration", "started_at"),
     sa.Index("ix_runs_integration_status_finished", "integration", "status", "finished_at"),
@@ -97,7 +114,7 @@ kv_values = sa.Table(
     metadata,
     sa.Column("scope", sa.String(200), primary_key=True),
     sa.Column("key", sa.String(500), primary_key=True),
-    sa.Column("value", sa.JSON, nullable=True),
+    sa.Column("value", Json, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
@@ -127,7 +144,7 @@ replicas = sa.Table(
     sa.Column("seen_at", UtcDateTime, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("version", sa.String(100), nullable=False),
-    sa.Column("info", sa.JSON, nullable=False),
+    sa.Column("info", Json, nullable=False),
 )
 
 reviews = sa.Table(
@@ -139,7 +156,7 @@ reviews = sa.Table(
     sa.Column("part_name", sa.Text, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
-    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("data", Json, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     # Added by revision 0002: which run produced the entry.
     sa.Column("run_id", sa.String(64), nullable=True),

@@ -20,6 +20,8 @@ depends_on: str | Sequence[str] | None = None
 # Frozen copies of the column types, so later edits of schema.py cannot
 # change what this revision creates.
 TS = sa.DateTime(timezone=True)
+# JSON as TEXT on SQLite: a column declared JSON gets NUMERIC affinity there.
+JSON = sa.JSON().with_variant(sa.Text(), "sqlite")
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -35,12 +37,12 @@ def upgrade() -> None:
         sa.Column("finished_at", TS, nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("duration_s", sa.Float, nullable=False),
-        sa.Column("counts", sa.JSON, nullable=False),
-        sa.Column("conflicts", sa.JSON, nullable=False),
-        sa.Column("errors", sa.JSON, nullable=False),
+        sa.Column("counts", JSON, nullable=False),
+        sa.Column("conflicts", JSON, nullable=False),
+        sa.Column("errors", JSON, nullable=False),
         sa.Column("message", sa.Text, nullable=False),
-        sa.Column("requests", sa.JSON, nullable=False),
-        sa.Column("details", sa.JSON, nullable=False),
+        sa.Column("requests", JSON, nullable=False),
+        sa.Column("details", JSON, nullable=False),
         sa.Column("changes_total", sa.Integer, nullable=False),
     )
     op.create_index("ix_runs_integration_started", "runs", ["integration", "started_at"])
@@ -68,7 +70,7 @@ def upgrade() -> None:
         "kv_values",
         sa.Column("scope", sa.String(200), primary_key=True),
         sa.Column("key", sa.String(500), primary_key=True),
-        sa.Column("value", sa.JSON, nullable=True),
+        sa.Column("value", JSON, nullable=True),
         sa.Column("updated_at", TS, nullable=False),
     )
 
@@ -95,7 +97,7 @@ def upgrade() -> None:
         sa.Column("seen_at", TS, nullable=False),
         sa.Column("started_at", TS, nullable=False),
         sa.Column("version", sa.String(100), nullable=False),
-        sa.Column("info", sa.JSON, nullable=False),
+        sa.Column("info", JSON, nullable=False),
     )
 
     op.create_table(
@@ -106,7 +108,7 @@ def upgrade() -> None:
         sa.Column("part_name", sa.Text, nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("message", sa.Text, nullable=False),
-        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("data", JSON, nullable=False),
         sa.Column("created_at", TS, nullable=False),
     )
     op.create_index("ix_reviews_integration_id", "reviews", ["integration", "id"])
