@@ -1,0 +1,280 @@
+"""InSales REST client: product listing with variants and bulk stock updates.
+
+Only what the stock sync needs (products.json with its ``updated_since`` +
+``from_id`` cursor, variants_group_update.json). Retry, rate limiting and
+status classification come from the injected ``Transport``; this module
+builds requests and turns answers into typed models, reporting malformed
+items instead of failing on them.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from stocksyncd.errors import InvalidResponseError
+from stocksyncd.http.transport import Transport
+
+API = "insales"
+PRODUCTS_PATH = "/admin/products.json"
+GROUP_UPDATE_PATH = "/admin/products/variants_group_update.json"
+MAX_PER_PAGE = 250
+MAX_GROUP_UPDATE = 100
+
+_WAREHOUSE_RE = re.compile(r"^quantity_at_warehouse(\d+)$")
+
+
+def basic_auth(api_key: str, password: str) -> dict[str, str]:
+    """The ``Authorization`` header InSales expects for a private integration."""
+    token = base64.b64encode(f"{api_key}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}", "Accept": "application/json"}
+
+
+def warehouse_field(warehouse: int | None) -> str:
+    """The variant field that holds stock: ``quantity`` or ``quantity_at_warehouseN``."""
+    return "quantity" if warehouse is None else f"quantity_at_warehouse{warehouse}"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant as listed; quantities are numbers or None (not tracked / unreadable)."""
+
+    id: int
+    product_id: int
+    sku: str | None
+    barcode: str | None
+    quantity: float | None
+    warehouses: dict[int, float | None] = field(default_factory=dict)
+
+    def stock(self, warehouse: int | None) -> float | None:
+        """The quantity in ``warehouse`` (None = the variant's total ``quantity``)."""
+        if warehouse is None:
+            return self.quantity
+        return self.warehouses.get(warehouse)
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product with its variants; ``updated_at`` is InSales' own timestamp string."""
+
+    id: int
+    updated_at: str
+    variants: tuple[Variant, ...]
+
+
+@dataclass
+class ProductPage:
+    """One page of products.json: what parsed, and what did not (as messages)."""
+
+    products: list[Product]
+    raw_count: int  # items on the page, parsed or not: decides whether a next page exists
+    problems: list[str] = field(default_factory=list)
+    last_updated_at: str | None = None  # cursor of the last item (even if it did not parse)
+    last_id: int | None = None
+
+
+@dataclass(frozen=True)
+class VariantWrite:
+    """One variant's new stock figure."""
+
+    id: int
+    field: str  # "quantity" | "quantity_at_warehouseN"
+    value: int
+
+
+@dataclass
+class GroupUpdateResult:
+    """What InSales said about one variants_group_update batch."""
+
+    ok: list[int]
+    failed: dict[int, str]  # variant id -> reason
+    body: Any = None
+
+
+def _number(raw: object) -> float | None:
+    """A quantity as InSales sends it: 7, 7.0, "7.0" or null. Raises ValueError on garbage."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise ValueError(f"boolean quantity {raw!r}")
+    if isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(Decimal(raw.strip()))
+        except InvalidOperation as exc:
+            raise ValueError(f"non-numeric quantity {raw!r}") from exc
+    else:
+        raise ValueError(f"quantity of type {type(raw).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite quantity {raw!r}")
+    return value
+
+
+def _text(raw: object) -> str | None:
+    """sku/barcode as text; some shops hand out numeric barcodes as JSON numbers."""
+    if raw is None or isinstance(raw, bool):
+        return None
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    text = str(raw).strip()
+    return text or None
+
+
+def _int_id(raw: object) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw.strip())
+    return None
+
+
+def parse_variant(raw: object, product_id: int, problems: list[str]) -> Variant | None:
+    """One variant, or None (with a problem noted) when it has no usable id."""
+    if not isinstance(raw, dict):
+        problems.append(f"product {product_id}: variant is not an object")
+        return None
+    vid = _int_id(raw.get("id"))
+    if vid is None:
+        problems.append(f"product {product_id}: variant without a valid id ({raw.get('id')!r})")
+        return None
+    pid = _int_id(raw.get("product_id")) or product_id
+    try:
+        quantity = _number(raw.get("quantity"))
+    except ValueError as exc:
+        problems.append(f"variant {vid}: {exc}")
+        quantity = None
+    warehouses: dict[int, float | None] = {}
+    for name, value in raw.items():
+        m = _WAREHOUSE_RE.match(name)
+        if m is None:
+            continue
+        try:
+            warehouses[int(m.group(1))] = _number(value)
+        except ValueError as exc:
+            problems.append(f"variant {vid}: {name}: {exc}")
+            warehouses[int(m.group(1))] = None
+    return Variant(
+        id=vid, product_id=pid, sku=_text(raw.get("sku")), barcode=_text(raw.get("barcode")),
+        quantity=quantity, warehouses=warehouses,
+    )
+
+
+def parse_product(raw: object, problems: list[str]) -> Product | None:
+    """One product with its variants, or None (with a problem noted) when unusable."""
+    if not isinstance(raw, dict):
+        problems.append("product is not an object")
+        return None
+    pid = _int_id(raw.get("id"))
+    if pid is None:
+        problems.append(f"product without a valid id ({raw.get('id')!r})")
+        return None
+    raw_variants = raw.get("variants")
+    if not isinstance(raw_variants, list):
+        problems.append(f"product {pid}: variants missing or not a list")
+        raw_variants = []
+    variants = [v for r in raw_variants if (v := parse_variant(r, pid, problems)) is not None]
+    updated = raw.get("updated_at")
+    return Product(id=pid, updated_at=updated if isinstance(updated, str) else "",
+                   variants=tuple(variants))
+
+
+def parse_group_update(body: Any, sent: Sequence[int]) -> GroupUpdateResult:
+    """Per-variant outcome of a 2xx group update.
+
+    The answer's shape is not documented for certain: a list of
+    ``{"id", "status", "errors"}`` is read entry by entry; any other shape
+    means the batch as a whole was accepted.
+    """
+    if not isinstance(body, list) or not all(
+        isinstance(e, dict) and "status" in e for e in body
+    ):
+        return GroupUpdateResult(ok=list(sent), failed={}, body=body)
+    failed: dict[int, str] = {}
+    seen: set[int] = set()
+    for entry in body:
+        vid = _int_id(entry.get("id"))
+        if vid is None:
+            continue
+        seen.add(vid)
+        if str(entry.get("status")).lower() != "ok":
+            errors = entry.get("errors")
+            reason = "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
+            failed[vid] = reason or str(entry.get("status"))
+    # A variant we sent that the answer does not mention: assume it went through
+    # (the batch was accepted), since a listed failure is what we act upon.
+    ok = [vid for vid in sent if vid not in failed]
+    return GroupUpdateResult(ok=ok, failed=failed, body=body)
+
+
+class InSalesClient:
+    """Speaks InSales' admin API over one shop's ``Transport``."""
+
+    api = API
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP attempts sent through this client's transport."""
+        return self.transport.requests
+
+    async def products_page(
+        self,
+        *,
+        page: int = 1,
+        per_page: int = MAX_PER_PAGE,
+        updated_since: str | None = None,
+        from_id: int | None = None,
+    ) -> ProductPage:
+        """One page of ``GET /admin/products.json``.
+
+        With ``updated_since`` the answer is ordered by (updated_at, id) and
+        ``from_id`` skips items at exactly ``updated_since`` with id <= from_id.
+        """
+        params: dict[str, str | int | float] = {
+            "page": page, "per_page": min(per_page, MAX_PER_PAGE),
+        }
+        if updated_since is not None:
+            params["updated_since"] = updated_since
+            if from_id is not None:
+                params["from_id"] = from_id
+        response = await self.transport.request("GET", PRODUCTS_PATH, params=params)
+        data = response.json()
+        if not isinstance(data, list):
+            # An HTML page or an error object with 200: the listing is unusable.
+            raise InvalidResponseError(API, f"products.json answered {type(data).__name__}, "
+                                            "expected a list", status=response.status)
+        problems: list[str] = []
+        products = [p for raw in data if (p := parse_product(raw, problems)) is not None]
+        result = ProductPage(products=products, raw_count=len(data), problems=problems)
+        if data and isinstance(data[-1], dict):
+            last = data[-1]
+            updated = last.get("updated_at")
+            result.last_updated_at = updated if isinstance(updated, str) else None
+            result.last_id = _int_id(last.get("id"))
+        return result
+
+    async def variants_group_update(self, writes: Sequence[VariantWrite]) -> GroupUpdateResult:
+        """``PUT /admin/products/variants_group_update.json`` for at most 100 variants."""
+        if not writes:
+            return GroupUpdateResult(ok=[], failed={})
+        if len(writes) > MAX_GROUP_UPDATE:
+            raise ValueError(f"at most {MAX_GROUP_UPDATE} variants per group update, "
+                             f"got {len(writes)}")
+        body = {"variants": [{"id": w.id, w.field: w.value} for w in writes]}
+        response = await self.transport.request("PUT", GROUP_UPDATE_PATH, json_body=body)
+        try:
+            answer = response.json() if response.body.strip() else None
+        except InvalidResponseError:
+            # The write happened (2xx); an unreadable confirmation is not a failure.
+            answer = None
+        return parse_group_update(answer, [w.id for w in writes])

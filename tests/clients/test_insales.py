@@ -1,0 +1,243 @@
+"""InSales client against the simulator: paging, cursor, batches, budget, garbage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from stocksyncd.clients.insales import (
+    InSalesClient,
+    VariantWrite,
+    basic_auth,
+    parse_group_update,
+    parse_product,
+)
+from stocksyncd.clock import FakeClock
+from stocksyncd.errors import AuthError, RateLimitedError
+from stocksyncd.http.ratelimit import WindowLimiter
+from stocksyncd.http.retry import RetryPolicy
+from stocksyncd.http.transport import Transport
+from stocksyncd.simulators.insales import InSalesSimulator
+
+
+@pytest.fixture
+async def shop(clock: FakeClock) -> AsyncIterator[InSalesSimulator]:
+    sim = InSalesSimulator(clock=clock)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def make_client(sim: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock,
+                *, password: str | None = None, limiter: WindowLimiter | None = None,
+                retry: RetryPolicy | None = None) -> InSalesClient:
+    transport = Transport(
+        session, api="insales", base_url=sim.url, clock=clock, limiter=limiter,
+        headers=basic_auth(sim.api_key, password or sim.password),
+        **({"retry": retry} if retry else {}),
+    )
+    return InSalesClient(transport)
+
+
+async def test_full_cursor_scan_reads_every_product_once(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    shop.catalogue(1200, seed=3)
+    client = make_client(shop, session, clock)
+    seen: list[int] = []
+    since, from_id = "1970-01-01T00:00:00.000+00:00", None
+    while True:
+        page = await client.products_page(updated_since=since, from_id=from_id, per_page=250)
+        seen.extend(p.id for p in page.products)
+        if page.raw_count < 250:
+            break
+        assert page.last_updated_at and page.last_id
+        since, from_id = page.last_updated_at, page.last_id
+    assert sorted(seen) == sorted(shop.products)
+    assert len(seen) == len(set(seen))
+    assert len(shop.products) > 250  # so the cursor really moved
+    assert shop.count("GET") == len(shop.products) // 250 + 1
+
+
+async def test_cursor_skips_items_at_since_up_to_from_id(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    # Three products with the same updated_at (the clock does not move).
+    ids = [shop.add_product([{"sku": f"S{i}", "quantity": i}]) for i in range(3)]
+    client = make_client(shop, session, clock)
+    stamp = shop.products[ids[0]]["updated_at"]
+    page = await client.products_page(updated_since=stamp, from_id=ids[0])
+    assert [p.id for p in page.products] == ids[1:]
+    clock.advance(10)
+    shop.set_quantity(shop.products[ids[0]]["variants"][0]["id"], 99)
+    page = await client.products_page(updated_since=stamp, from_id=ids[2])
+    assert [p.id for p in page.products] == [ids[0]]  # moved to the end by its new updated_at
+    assert page.products[0].variants[0].quantity == 99
+
+
+async def test_page_mode_and_per_page_cap(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    for i in range(300):
+        shop.add_product([{"sku": f"S{i}"}])
+    client = make_client(shop, session, clock)
+    first = await client.products_page(page=1, per_page=1000)
+    second = await client.products_page(page=2, per_page=1000)
+    assert first.raw_count == 250 and second.raw_count == 50
+    assert shop.requests[0].query["per_page"] == "250"
+
+
+async def test_parses_variants_and_warehouses(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    pid = shop.add_product([
+        {"sku": " A-1 ", "barcode": 4601234567890, "quantity": 7,
+         "quantity_at_warehouse0": "3.0", "quantity_at_warehouse1": 4.0},
+        {"sku": None, "barcode": None, "quantity": None},
+    ])
+    client = make_client(shop, session, clock)
+    page = await client.products_page()
+    (product,) = page.products
+    assert product.id == pid and product.updated_at
+    a, b = product.variants
+    assert (a.sku, a.barcode, a.quantity) == ("A-1", "4601234567890", 7.0)
+    assert a.warehouses == {0: 3.0, 1: 4.0}
+    assert a.stock(1) == 4.0 and a.stock(None) == 7.0 and a.stock(5) is None
+    assert (b.sku, b.barcode, b.quantity) == (None, None, None)
+    assert page.problems == []
+
+
+def test_garbage_items_are_reported_not_fatal() -> None:
+    problems: list[str] = []
+    product = parse_product({"id": 1, "updated_at": "x", "variants": [
+        {"id": None, "sku": "A"},
+        {"id": 5, "quantity": "lots", "quantity_at_warehouse0": [1]},
+        "nonsense",
+        {"id": "6", "quantity": 2},
+    ]}, problems)
+    assert product is not None
+    assert [v.id for v in product.variants] == [5, 6]
+    assert product.variants[0].quantity is None and product.variants[0].warehouses == {0: None}
+    assert len(problems) == 4
+    assert parse_product({"title": "no id"}, problems) is None
+    assert parse_product(["not", "a", "product"], problems) is None
+    empty = parse_product({"id": 2, "variants": None}, problems)
+    assert empty is not None and empty.variants == ()
+    assert any("without a valid id" in p for p in problems)
+
+
+async def test_garbage_on_the_wire_does_not_crash(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    shop.inject(status=200, body=[{"id": 1, "updated_at": "2026-01-01T00:00:00.000+03:00",
+                                   "variants": [{"id": 10, "quantity": "abc"}, {"sku": "x"}]},
+                                  {"no": "id"}], match="products.json")
+    client = make_client(shop, session, clock)
+    page = await client.products_page()
+    assert page.raw_count == 2 and [p.id for p in page.products] == [1]
+    assert len(page.problems) == 3
+
+
+async def test_group_update_writes_and_reports_per_variant(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    pid = shop.add_product([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}])
+    va, vb = (v["id"] for v in shop.products[pid]["variants"])
+    before = shop.products[pid]["updated_at"]
+    clock.advance(5)
+    client = make_client(shop, session, clock)
+    result = await client.variants_group_update([
+        VariantWrite(va, "quantity", 10), VariantWrite(999, "quantity", 3),
+        VariantWrite(vb, "quantity_at_warehouse0", 4),
+    ])
+    assert result.ok == [va, vb]
+    assert list(result.failed) == [999]
+    assert shop.variant(va)["quantity"] == 10
+    assert shop.variant(vb)["quantity_at_warehouse0"] == 4
+    assert shop.products[pid]["updated_at"] != before
+    assert shop.requests[-1].body == {"variants": [
+        {"id": va, "quantity": 10}, {"id": 999, "quantity": 3},
+        {"id": vb, "quantity_at_warehouse0": 4}]}
+
+
+async def test_group_update_limit_is_100(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    client = make_client(shop, session, clock)
+    with pytest.raises(ValueError, match="at most 100"):
+        await client.variants_group_update([VariantWrite(i, "quantity", 1) for i in range(101)])
+    assert shop.count("PUT") == 0
+    # The simulator refuses oversized batches itself, too.
+    async with session.put(shop.url + "/admin/products/variants_group_update.json",
+                           json={"variants": [{"id": i, "quantity": 1} for i in range(101)]},
+                           headers=basic_auth(shop.api_key, shop.password)) as resp:
+        assert resp.status == 422
+
+
+def test_group_update_answer_shapes() -> None:
+    assert parse_group_update({"weird": True}, [1, 2]).ok == [1, 2]
+    assert parse_group_update(None, [1]).ok == [1]
+    res = parse_group_update([{"id": 1, "status": "ok"}, {"id": 2, "status": "error",
+                                                          "errors": ["bad"]}], [1, 2, 3])
+    assert res.ok == [1, 3] and res.failed == {2: "bad"}
+
+
+async def test_bad_credentials_are_fatal(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    client = make_client(shop, session, clock, password="wrong")
+    with pytest.raises(AuthError):
+        await client.products_page()
+    assert shop.count("GET") == 1  # not retried
+
+
+async def test_budget_exhaustion_is_survived_by_waiting_retry_after(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    shop.limit = 5
+    shop.add_product([{"sku": "A"}])
+    client = make_client(shop, session, clock)
+    for _ in range(5):
+        await client.products_page()
+    assert shop.requests[-1].status == 200
+    await client.products_page()  # 6th: 503 + Retry-After, then waits out the window
+    assert shop.refused == 1
+    assert clock.slept and clock.slept[0] >= 300 - 1
+    assert [r.status for r in shop.requests[-2:]] == [503, 200]
+
+
+async def test_429_and_503_storm_with_retry_after(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    shop.add_product([{"sku": "A"}])
+    shop.inject(status=429, headers={"Retry-After": "7"}, times=2)
+    shop.inject(status=503, headers={"Retry-After": "11"}, times=1)
+    client = make_client(shop, session, clock)
+    page = await client.products_page()
+    assert len(page.products) == 1
+    assert [round(s) for s in clock.slept[:3]] == [7, 7, 11]
+
+
+async def test_storm_longer_than_the_retries_raises(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    shop.inject(status=503, headers={"Retry-After": "1"}, times=50)
+    client = make_client(shop, session, clock, retry=RetryPolicy(attempts=3))
+    with pytest.raises(RateLimitedError):
+        await client.products_page()
+    assert shop.count("GET") == 3
+
+
+async def test_limiter_learns_usage_from_header(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    shop.used = 0
+    limiter = WindowLimiter(500, 300, clock=clock, usage_header="API-Usage-Limit")
+    client = make_client(shop, session, clock, limiter=limiter)
+    shop.limit = 500
+    await client.products_page()
+    shop.used = 120  # another application process spent budget meanwhile
+    await client.products_page()
+    assert limiter.used >= 121
