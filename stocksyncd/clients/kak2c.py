@@ -30,6 +30,7 @@ from stocksyncd.errors import (
     TransientError,
 )
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
+from stocksyncd.http.retry import call_with_retry
 from stocksyncd.http.transport import (
     RequestObserver,
     Response,
@@ -208,22 +209,37 @@ class Kak2cClient:
                 return self._token  # someone else already logged in again
             return await self.login()
 
-    async def request(
-        self, method: str, path: str, *, params: Mapping[str, str | int | float] | None = None,
-    ) -> Response:
-        """An authenticated request; a refused token is renewed once and the request repeated."""
-        token = await self._valid_token()
-        try:
-            return await self.transport.request(
+    async def _send_json(
+        self, method: str, path: str, params: Mapping[str, str | int | float] | None,
+        token: str,
+    ) -> tuple[Response, Any]:
+        """Send and parse under the retry policy (a cut-off body is retried too)."""
+        transport = self.transport
+
+        async def attempt() -> tuple[Response, Any]:
+            response = await transport.send_once(
                 method, path, params=params, headers=self._headers(token),
             )
+            return response, response.json()
+
+        return await call_with_retry(attempt, transport.retry, clock=transport.clock,
+                                     rng=transport.rng)
+
+    async def request_json(
+        self, method: str, path: str, *, params: Mapping[str, str | int | float] | None = None,
+    ) -> tuple[Response, Any]:
+        """An authenticated request and its parsed body.
+
+        A refused token is renewed once and the request repeated once.
+        """
+        token = await self._valid_token()
+        try:
+            return await self._send_json(method, path, params, token)
         except TokenRejectedError as exc:
             logger.info("kak2c: token refused ({detail}); logging in again", detail=exc.detail)
         token = await self._renew(token)
         try:
-            return await self.transport.request(
-                method, path, params=params, headers=self._headers(token),
-            )
+            return await self._send_json(method, path, params, token)
         except TokenRejectedError as exc:
             raise AuthError(
                 API, f"a fresh token was refused too: {exc.detail}", status=exc.status
@@ -233,8 +249,9 @@ class Kak2cClient:
         self, page: int, size: int = DEFAULT_PAGE_SIZE
     ) -> tuple[list[Any], int]:
         """One page of ``GET /products`` (0-based): its products and ``recordsTotal``."""
-        response = await self.request("GET", "products", params={"page": page, "size": size})
-        data = response.json()
+        response, data = await self.request_json(
+            "GET", "products", params={"page": page, "size": size}
+        )
         products = data.get("products") if isinstance(data, dict) else None
         total = data.get("recordsTotal") if isinstance(data, dict) else None
         if not isinstance(products, list) or isinstance(total, bool) or not isinstance(total, int):

@@ -25,6 +25,7 @@ from stocksyncd.errors import (
     TransientError,
 )
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
+from stocksyncd.http.retry import call_with_retry
 from stocksyncd.http.transport import RequestObserver, Response, Transport
 from stocksyncd.redact import register_secrets
 
@@ -153,6 +154,19 @@ class MoySkladClient:
         self.transport = transport
         self.weight = weight
 
+    async def _get_json(
+        self, path: str, params: Mapping[str, str | int | float], weight: float
+    ) -> tuple[Response, Any]:
+        """GET and parse; a cut-off body is retried like any other retriable failure."""
+        transport = self.transport
+
+        async def attempt() -> tuple[Response, Any]:
+            response = await transport.send_once("GET", path, params=params, weight=weight)
+            return response, response.json()
+
+        return await call_with_retry(attempt, transport.retry, clock=transport.clock,
+                                     rng=transport.rng)
+
     async def products(self, key: SourceKey = "article") -> list[dict[str, Any]]:
         """Every non-archived product whose ``key`` field is non-empty, all pages."""
         # ``field!=`` with an empty value is MoySklad's "has a value" filter.
@@ -162,10 +176,7 @@ class MoySkladClient:
         rows: list[dict[str, Any]] = []
         seen_offsets: set[str] = set()
         while True:
-            response = await self.transport.request(
-                "GET", "entity/product", params=params, weight=self.weight,
-            )
-            data = response.json()
+            response, data = await self._get_json("entity/product", params, self.weight)
             page = data.get("rows") if isinstance(data, dict) else None
             meta = data.get("meta") if isinstance(data, dict) else None
             if not isinstance(page, list) or not isinstance(meta, dict):
@@ -194,11 +205,9 @@ class MoySkladClient:
         }
         if store_id:
             params["filter"] = f"storeId={store_id}"
-        response = await self.transport.request(
-            "GET", "report/stock/all/current", params=params,
-            weight=max(self.weight, REPORT_WEIGHT),
+        response, data = await self._get_json(
+            "report/stock/all/current", params, max(self.weight, REPORT_WEIGHT)
         )
-        data = response.json()
         if not isinstance(data, list):
             raise InvalidResponseError(
                 API, f"report/stock/all/current: expected a JSON array from {response.url}",

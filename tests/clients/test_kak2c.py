@@ -191,3 +191,13 @@ async def test_server_errors_are_retried(
     client = make_client(sim, session, clock)
     assert len(await client.products()) >= 1
     assert statuses(sim, "/products") == [502, 502, 200]
+
+
+async def test_a_cut_off_page_is_retried(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(20, seed=10, shape="single")
+    sim.inject(kind="truncate", match="/products", times=1)
+    client = make_client(sim, session, clock)
+    assert len(await client.products()) == 20
+    assert sim.count("GET", "/products") == 2

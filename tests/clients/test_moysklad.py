@@ -204,3 +204,12 @@ async def test_transport_keeps_the_configured_base_url_for_next_pages(
     client = make_client(sim, session, clock)
     assert len(await client.products()) == 1500
     assert client.requests_made() == 2
+
+
+async def test_a_cut_off_page_is_retried(
+    sim: MoySkladSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(20, seed=7)
+    sim.inject(kind="truncate", match="/entity/product", times=1)
+    assert len(await make_client(sim, session, clock).products()) == 20
+    assert sim.count("GET", "/entity/product") == 2

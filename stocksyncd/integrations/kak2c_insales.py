@@ -1,0 +1,116 @@
+"""Kak2c -> InSales stock: one stock figure per Kak2c variant."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from stocksyncd.clients.kak2c import (
+    API,
+    DEFAULT_PAGE_SIZE,
+    Kak2cClient,
+    kak2c_limiter,
+    kak2c_transport,
+)
+from stocksyncd.integrations.stock.model import SourceItem
+
+if TYPE_CHECKING:
+    from stocksyncd.config import Config, Kak2cInSalesConfig
+    from stocksyncd.integrations.base import Integration, Resources, RunContext
+
+Kak2cKey = Literal["barcode", "variant_id"]
+
+
+def variant_barcode(variant: dict[str, Any]) -> object:
+    """The variant's default barcode (else its first), raw; None when it has none."""
+    barcodes = variant.get("barcodes")
+    if isinstance(barcodes, list) and barcodes:
+        entries = [b for b in barcodes if isinstance(b, dict)]
+        default = next((b for b in entries if b.get("isDefault") is True), None)
+        chosen = default or (entries[0] if entries else None)
+        return chosen.get("value") if chosen is not None else barcodes[0]
+    return variant.get("barcode")  # a flat field, in case an account answers that way
+
+
+def variant_stock(variant: dict[str, Any], field: str) -> object:
+    """``field`` of the variant's stock entries: the value of one entry, the sum of several.
+
+    Non-numeric values are returned as they are, for the planner to report.
+    """
+    stock = variant.get("stock")
+    if isinstance(stock, dict):
+        return stock.get(field)
+    if not isinstance(stock, list) or not stock:
+        return None
+    values = [s.get(field) if isinstance(s, dict) else s for s in stock]
+    if len(values) == 1:
+        return values[0]
+    numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numeric) != len(values):
+        return next(v for v in values if v not in numeric)
+    return sum(numeric)
+
+
+class Kak2cSource:
+    """Every variant of every product (both "many variants" and "one variant per product")."""
+
+    api = API
+
+    def __init__(
+        self,
+        client: Kak2cClient,
+        *,
+        key: Kak2cKey = "barcode",
+        stock_field: str = "stockTotal",
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        self.client = client
+        self.key = key
+        self.stock_field = stock_field
+        self.page_size = page_size
+
+    async def fetch(self, ctx: RunContext) -> list[SourceItem]:
+        """All pages; a page that still fails after retries fails the run."""
+        products = await self.client.products(self.page_size)
+        items: list[SourceItem] = []
+        for product in products:
+            variants = product.get("variants") if isinstance(product, dict) else None
+            if not isinstance(variants, list):
+                variants = []
+            for variant in variants:
+                if not isinstance(variant, dict):
+                    items.append(SourceItem(key=None, quantity=None, ref=""))
+                    continue
+                raw_id = variant.get("id")
+                ref = "" if raw_id is None else str(raw_id)
+                key: object = variant_barcode(variant) if self.key == "barcode" else raw_id
+                items.append(SourceItem(
+                    key=None if key is None else str(key),
+                    quantity=variant_stock(variant, self.stock_field),
+                    ref=ref,
+                ))
+        return items
+
+    def requests_made(self) -> int:
+        """HTTP attempts sent to Kak2c (logins included)."""
+        return self.client.requests_made()
+
+
+def build(name: str, cfg: Kak2cInSalesConfig, config: Config, res: Resources) -> Integration:
+    """The ``kak2c-insales`` integration ``name``."""
+    from stocksyncd.integrations.stock.pipeline import build_stock_integration
+
+    limiter = res.limiter(f"{API}:{name}", lambda: kak2c_limiter(res.clock, f"{API}:{name}"))
+    transport = kak2c_transport(
+        res.session(API), base_url=cfg.base_url, limiter=limiter, clock=res.clock,
+        timeout=cfg.timeout, observer=res.observer,
+    )
+    client = Kak2cClient(
+        transport, cfg.login, cfg.password.get_secret_value(), res.clock, domain=cfg.domain,
+    )
+    source = Kak2cSource(
+        client, key=cfg.source_key, stock_field=cfg.stock_field, page_size=cfg.page_size,
+    )
+    return build_stock_integration(
+        name=name, type_=cfg.type, cfg=cfg, shop_name=cfg.shop, shop=config.shops[cfg.shop],
+        source=source, res=res,
+    )
