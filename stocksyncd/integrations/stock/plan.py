@@ -1,0 +1,156 @@
+"""Matching source stock to InSales variants and deciding what to write: pure, no I/O.
+
+The rules of SPEC §2 live here: never write a key duplicated on the target
+or ambiguous on the source, skip bad values by reason, write only changed
+figures, and refuse a plan that would zero too many matched variants.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from stocksyncd.integrations.base import RunCounts
+from stocksyncd.integrations.stock.keys import (
+    NegativePolicy,
+    Quantity,
+    judge_quantity,
+    normalize_key,
+)
+from stocksyncd.integrations.stock.model import SourceItem
+
+SKIP_NO_KEY = "no_key"
+SKIP_NOT_IN_TARGET = "not_in_target"
+SKIP_DUPLICATE_TARGET = "duplicate_target"
+SKIP_AMBIGUOUS_SOURCE = "ambiguous_source"
+
+
+@dataclass(frozen=True)
+class TargetVariant:
+    """An InSales variant as the planner sees it: normalised key and current figure."""
+
+    id: int
+    key: str | None
+    current: float | None  # None: stock not tracked, or unreadable
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One variant whose figure differs from the source."""
+
+    variant_id: int
+    key: str
+    old: float | None
+    new: int
+
+
+@dataclass
+class Plan:
+    """What a run would write, and why the rest is left alone."""
+
+    writes: list[PlannedWrite] = field(default_factory=list)
+    counts: RunCounts = field(default_factory=RunCounts)
+    conflicts: list[str] = field(default_factory=list)
+    abort: str | None = None  # set when a safety rule refuses the whole plan
+    details: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SourceStock:
+    """The source reduced to one figure per key."""
+
+    values: dict[str, int] = field(default_factory=dict)
+    ambiguous: set[str] = field(default_factory=set)
+    counts: RunCounts = field(default_factory=RunCounts)
+    duplicates: int = 0  # repeated keys that agreed
+    clamped: int = 0
+
+
+def reduce_source(items: Iterable[SourceItem], negative: NegativePolicy) -> SourceStock:
+    """One value per key: repeats that agree are fine; any disagreement makes the key
+    ambiguous, including a repeat whose value is unusable (we cannot tell which is right)."""
+    out = SourceStock()
+    by_key: dict[str, list[Quantity]] = defaultdict(list)
+    for item in items:
+        out.counts.source += 1
+        key = normalize_key(item.key)
+        if key is None:
+            out.counts.skip(SKIP_NO_KEY)
+            continue
+        judged = judge_quantity(item.quantity, negative)
+        if judged.clamped:
+            out.clamped += 1
+        by_key[key].append(judged)
+    for key, judged_all in by_key.items():
+        valid = {q.value for q in judged_all if q.value is not None}
+        invalid = [q for q in judged_all if q.value is None]
+        if not valid:
+            for q in invalid:
+                out.counts.skip(q.skip or "invalid")
+        elif len(valid) > 1 or invalid:
+            out.ambiguous.add(key)
+            out.counts.skip(SKIP_AMBIGUOUS_SOURCE, len(judged_all))
+        else:
+            out.values[key] = valid.pop()
+            out.duplicates += len(judged_all) - 1
+    return out
+
+
+def zero_guard_message(zeroing: int, matched: int, share: float) -> str | None:
+    """Why a plan is refused by the mass-zeroing guard, or None when it may go ahead."""
+    if matched == 0 or zeroing / matched <= share:
+        return None
+    return (
+        f"zero guard: {zeroing} of {matched} matched variants ({zeroing / matched:.0%}) would "
+        f"drop to 0, above the allowed {share:.0%}; nothing written (check the source, or "
+        "raise zero_guard if this is real)"
+    )
+
+
+def plan_stock(
+    source: Iterable[SourceItem],
+    targets: Iterable[TargetVariant],
+    *,
+    negative: NegativePolicy = "clamp",
+    zero_guard: float = 0.5,
+) -> Plan:
+    """Match by key and plan the writes (see module docstring for the rules)."""
+    reduced = reduce_source(source, negative)
+    plan = Plan(counts=reduced.counts)
+    counts = plan.counts
+    by_key: dict[str, list[TargetVariant]] = defaultdict(list)
+    without_key = 0
+    for variant in targets:
+        counts.target += 1
+        if variant.key is None:
+            without_key += 1
+        else:
+            by_key[variant.key].append(variant)
+    conflicts = set(reduced.ambiguous)
+    for key, value in reduced.values.items():
+        found = by_key.get(key)
+        if not found:
+            counts.skip(SKIP_NOT_IN_TARGET)
+            continue
+        if len(found) > 1:
+            conflicts.add(key)
+            counts.skip(SKIP_DUPLICATE_TARGET)
+            continue
+        counts.matched += 1
+        variant = found[0]
+        if variant.current is None or variant.current != value:
+            plan.writes.append(PlannedWrite(variant.id, key, variant.current, value))
+    plan.writes.sort(key=lambda w: w.variant_id)
+    counts.changed = len(plan.writes)
+    plan.conflicts = sorted(conflicts)
+    zeroing = sum(1 for w in plan.writes if w.new == 0)  # every planned write differs from old
+    plan.abort = zero_guard_message(zeroing, counts.matched, zero_guard)
+    plan.details = {
+        "zeroing": zeroing,
+        "source_duplicates_agreeing": reduced.duplicates,
+        "negative_clamped": reduced.clamped,
+        "target_without_key": without_key,
+        "target_duplicate_keys": sum(1 for v in by_key.values() if len(v) > 1),
+    }
+    return plan

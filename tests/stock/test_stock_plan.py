@@ -1,0 +1,165 @@
+"""Pure planning rules: keys, values, duplicates, ambiguity, changes, the zero guard."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from stocksyncd.integrations.stock.apply import batches
+from stocksyncd.integrations.stock.keys import judge_quantity, normalize_key, show_quantity
+from stocksyncd.integrations.stock.model import SourceItem
+from stocksyncd.integrations.stock.plan import (
+    PlannedWrite,
+    TargetVariant,
+    plan_stock,
+    reduce_source,
+    zero_guard_message,
+)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("ABC-1", "ABC-1"),
+    ("  ABC-1\t", "ABC-1"),
+    ("abc-1", "abc-1"),  # case as-is
+    ("0046000123", "0046000123"),  # leading zeros kept
+    (4.6e12, "4600000000000"),
+    (4600000000000, "4600000000000"),
+    (Decimal("4600000000000"), "4600000000000"),
+    (12.5, "12.5"),
+    ("4.6e12", "4.6e12"),  # text stays text
+    ("", None),
+    ("   ", None),
+    (None, None),
+    (True, None),
+    (float("nan"), None),
+])
+def test_normalize_key(raw: object, expected: str | None) -> None:
+    assert normalize_key(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "policy", "value", "skip"), [
+    (5, "clamp", 5, None),
+    (0, "clamp", 0, None),
+    (5.0, "clamp", 5, None),
+    (2.7, "clamp", 2, None),  # floored
+    ("3", "clamp", 3, None),
+    (" 3.9 ", "clamp", 3, None),
+    (Decimal("4.5"), "clamp", 4, None),
+    (-3, "clamp", 0, None),
+    (-0.5, "clamp", 0, None),
+    (-3, "skip", None, "negative"),
+    (None, "clamp", None, "null"),
+    ("abc", "clamp", None, "non_numeric"),
+    ("1,5", "clamp", None, "non_numeric"),
+    ("", "clamp", None, "non_numeric"),
+    (True, "clamp", None, "non_numeric"),
+    (float("nan"), "clamp", None, "non_numeric"),
+    (float("inf"), "clamp", None, "non_numeric"),
+    ("Infinity", "clamp", None, "non_numeric"),
+    ([1], "clamp", None, "non_numeric"),
+])
+def test_judge_quantity(raw: object, policy: str, value: int | None, skip: str | None) -> None:
+    judged = judge_quantity(raw, policy)  # type: ignore[arg-type]
+    assert (judged.value, judged.skip) == (value, skip)
+
+
+def test_show_quantity() -> None:
+    assert show_quantity(None) is None
+    assert show_quantity(7.0) == "7"
+    assert show_quantity(7.5) == "7.5"
+
+
+def item(key: object, qty: object, ref: str = "") -> SourceItem:
+    return SourceItem(key=key, quantity=qty, ref=ref or f"src-{key}")  # type: ignore[arg-type]
+
+
+def test_reduce_source_duplicates_and_ambiguity() -> None:
+    reduced = reduce_source([
+        item("A", 5), item("A", 5.0),           # agreeing repeat: fine
+        item("B", 1), item("B", 2),             # disagreeing: ambiguous
+        item("C", 1), item("C", None),          # repeat with unusable value: ambiguous
+        item("D", -1), item("D", 0),            # both mean 0 after clamping: fine
+        item("E", None), item("E", "x"),        # only bad values: skipped by reason
+        item(None, 3), item(" ", 3),            # no key
+    ], "clamp")
+    assert reduced.values == {"A": 5, "D": 0}
+    assert reduced.ambiguous == {"B", "C"}
+    assert reduced.counts.source == 12
+    assert reduced.counts.skipped_by_reason == {
+        "ambiguous_source": 4, "null": 1, "non_numeric": 1, "no_key": 2}
+    assert reduced.duplicates == 2
+    assert reduced.clamped == 1
+
+
+def test_plan_writes_only_changed_matched_unique() -> None:
+    targets = [
+        TargetVariant(1, "A", 5.0),    # unchanged
+        TargetVariant(2, "B", 1.0),    # changes to 9
+        TargetVariant(3, "C", None),   # untracked: gets a figure
+        TargetVariant(4, "D", 2.0),    # duplicate on target
+        TargetVariant(5, "D", 2.0),
+        TargetVariant(6, None, 4.0),   # no key: never takes part
+        TargetVariant(7, "F", 3.5),    # fractional on target: differs from 3
+    ]
+    plan = plan_stock([item("A", 5), item("B", 9), item("C", 0), item("D", 7), item("E", 1),
+                       item("F", 3)], targets, zero_guard=1.0)
+    assert plan.writes == [PlannedWrite(2, "B", 1.0, 9), PlannedWrite(3, "C", None, 0),
+                           PlannedWrite(7, "F", 3.5, 3)]
+    c = plan.counts
+    assert (c.source, c.target, c.matched, c.changed, c.written) == (6, 7, 4, 3, 0)
+    assert c.skipped_by_reason == {"duplicate_target": 1, "not_in_target": 1}
+    assert c.skipped == 2
+    assert plan.conflicts == ["D"]
+    assert plan.abort is None
+    assert plan.details["target_without_key"] == 1
+    assert plan.details["target_duplicate_keys"] == 1
+
+
+def test_ambiguous_source_is_a_conflict_and_not_written() -> None:
+    plan = plan_stock([item("A", 1), item("A", 2)], [TargetVariant(1, "A", 0.0)])
+    assert plan.writes == [] and plan.conflicts == ["A"]
+
+
+def test_negative_skip_policy() -> None:
+    plan = plan_stock([item("A", -2)], [TargetVariant(1, "A", 3.0)], negative="skip")
+    assert plan.writes == [] and plan.counts.skipped_by_reason == {"negative": 1}
+    plan = plan_stock([item("A", -2)], [TargetVariant(1, "A", 3.0)], negative="clamp",
+                      zero_guard=1.0)
+    assert plan.writes == [PlannedWrite(1, "A", 3.0, 0)]
+
+
+@pytest.mark.parametrize(("zeroing", "matched", "share", "trips"), [
+    (0, 0, 0.5, False),
+    (5, 10, 0.5, False),   # exactly the share: allowed
+    (6, 10, 0.5, True),
+    (1, 1, 0.5, True),
+    (1, 100, 0.0, True),
+    (100, 100, 1.0, False),
+])
+def test_zero_guard_threshold(zeroing: int, matched: int, share: float, trips: bool) -> None:
+    assert (zero_guard_message(zeroing, matched, share) is not None) is trips
+
+
+def test_zero_guard_counts_only_variants_that_were_not_zero() -> None:
+    targets = [TargetVariant(i, f"K{i}", 0.0 if i < 6 else 5.0) for i in range(10)]
+    # All ten go to 0, but six already were: 4 of 10 drop, under 50%.
+    plan = plan_stock([item(f"K{i}", 0) for i in range(10)], targets)
+    assert plan.abort is None and len(plan.writes) == 4
+    targets = [TargetVariant(i, f"K{i}", 5.0) for i in range(10)]
+    plan = plan_stock([item(f"K{i}", 0) for i in range(10)], targets)
+    assert plan.abort is not None and "10 of 10" in plan.abort
+    assert plan.details["zeroing"] == 10
+
+
+def test_keys_match_after_normalisation() -> None:
+    plan = plan_stock([item(4.6e12, 3), item(" X ", 1)],
+                      [TargetVariant(1, "4600000000000", 1.0), TargetVariant(2, "X", 0.0)])
+    assert {w.variant_id for w in plan.writes} == {1, 2}
+
+
+def test_batches_of_at_most_100() -> None:
+    writes = [PlannedWrite(i, str(i), 0.0, 1) for i in range(250)]
+    sizes = [len(b) for b in batches(writes)]
+    assert sizes == [100, 100, 50]
+    assert batches([]) == []
