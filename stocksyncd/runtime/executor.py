@@ -1,0 +1,176 @@
+"""Run one integration once: record it, bound it, log it, never let it crash the caller.
+
+Used by the scheduler and by ``stocksyncd sync NAME``. The one supervised
+catch-all lives here: every ``Exception`` becomes a ``failed`` result;
+cancellation (shutdown) is recorded as failed and then re-raised, never
+swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+from loguru import logger
+
+from stocksyncd.clock import Clock
+from stocksyncd.config import IntegrationBase, effective_every
+from stocksyncd.integrations.base import Integration, RunContext, RunResult
+from stocksyncd.redact import redact
+from stocksyncd.runtime.debugdump import dump_run
+from stocksyncd.runtime.resources import IntegrationObserver
+from stocksyncd.state.api import StateStore
+
+# A run may not outlast two intervals, and is never cut before ten minutes
+# (a full MoySklad run takes about 1.5 min). Cron jobs get an hour.
+MIN_DEADLINE = 600.0
+CRON_DEADLINE = 3600.0
+
+
+class RunMetrics(Protocol):
+    """The part of ``Metrics`` the executor feeds."""
+
+    def run_started(self, name: str) -> None:
+        """A run of ``name`` began."""
+        ...
+
+    def record_run(self, result: RunResult) -> None:
+        """A run finished."""
+        ...
+
+
+def new_run_id() -> str:
+    """A unique id that sorts by start time: 12 hex digits of ms, then random."""
+    return f"{time.time_ns() // 1_000_000:012x}{uuid.uuid4().hex[:20]}"
+
+
+def run_deadline(cfg: IntegrationBase, type_: str) -> float:
+    """Seconds one run may take before it is stopped and recorded as failed."""
+    every = effective_every(cfg, type_)
+    if every is None:
+        return CRON_DEADLINE
+    return max(MIN_DEADLINE, 2 * every)
+
+
+def summary_line(result: RunResult) -> str:
+    """One line for the log: integration, status, counts, duration."""
+    c = result.counts
+    text = (
+        f"{result.integration}: {result.status}{' (dry run)' if result.dry_run else ''} "
+        f"source={c.source} target={c.target} matched={c.matched} changed={c.changed} "
+        f"written={c.written} skipped={c.skipped} conflicts={len(result.conflicts)} "
+        f"errors={len(result.errors)} in {result.duration_s:.1f}s"
+    )
+    if result.message:
+        text += f": {result.message}"
+    elif result.errors:
+        text += f": {result.errors[0]}"
+    return text
+
+
+class Executor:
+    """Runs integrations once, with everything a run owes the operator."""
+
+    def __init__(
+        self,
+        *,
+        state: StateStore,
+        clock: Clock,
+        replica: str,
+        metrics: RunMetrics | None = None,
+        debug_dir: Path | None = None,
+    ) -> None:
+        self.state = state
+        self.clock = clock
+        self.replica = replica
+        self.metrics = metrics
+        self.debug_dir = debug_dir
+
+    async def run(
+        self,
+        integration: Integration,
+        *,
+        trigger: str,
+        dry_run: bool,
+        deadline: float,
+        observer: IntegrationObserver | None = None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run ``integration`` once and return its recorded result.
+
+        Raises only ``CancelledError`` (after recording the run as failed) and
+        errors of the state store when even ``start_run`` fails.
+        """
+        name = integration.name
+        run_id = run_id or new_run_id()
+        started_at = self.clock.now()
+        t0 = self.clock.monotonic()
+        run_log = logger.bind(integration=name, run_id=run_id)
+        if observer is not None:
+            observer.begin(keep_bodies=self.debug_dir is not None)
+        await self.state.start_run(
+            run_id=run_id, integration=name, trigger=trigger, dry_run=dry_run,
+            replica=self.replica, started_at=started_at,
+        )
+        if self.metrics is not None:
+            self.metrics.run_started(name)
+        run_log.debug("run started ({}, {})", trigger, "dry run" if dry_run else "live")
+        ctx = RunContext(
+            run_id=run_id, dry_run=dry_run, state=self.state, clock=self.clock,
+            trigger=trigger, log=run_log,
+        )
+        cancelled: asyncio.CancelledError | None = None
+        timer = asyncio.timeout(deadline)
+        try:
+            async with timer:
+                result = await integration.run(ctx)
+        except asyncio.CancelledError as exc:
+            reason = str(exc.args[0]) if exc.args and exc.args[0] else "cancelled"
+            result = RunResult(integration=name, status="failed", errors=[reason],
+                               message=reason)
+            cancelled = exc
+        except Exception as exc:  # noqa: BLE001 - the one supervised boundary of a run
+            if isinstance(exc, TimeoutError) and timer.expired():
+                text = f"run exceeded its deadline of {deadline:.0f}s"
+            else:
+                text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                run_log.opt(exception=exc).debug("run failed with a traceback")
+            result = RunResult(integration=name, status="failed", errors=[text], message=text)
+
+        result.integration = name
+        result.run_id = run_id
+        result.dry_run = dry_run
+        result.started_at = started_at
+        result.duration_s = max(0.0, self.clock.monotonic() - t0)
+        result.errors = [redact(e) for e in result.errors]
+        result.message = redact(result.message)
+        capture = observer.end() if observer is not None else None
+        if capture is not None and not result.requests:
+            result.requests = dict(capture.requests)
+
+        try:
+            await self.state.finish_run(result, finished_at=self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the caller
+            run_log.error("could not record the run: {}", exc)
+        if self.metrics is not None:
+            self.metrics.record_run(result)
+        if capture is not None and self.debug_dir is not None:
+            try:
+                await dump_run(self.debug_dir, name, run_id, capture.records,
+                               dropped=capture.dropped)
+            except OSError as exc:
+                run_log.warning("could not write the debug dump to {}: {}", self.debug_dir, exc)
+
+        line = summary_line(result)
+        if result.status == "failed":
+            run_log.error(line)
+        elif result.status == "aborted" or result.conflicts:
+            run_log.warning(line)
+        else:
+            run_log.info(line)
+        if cancelled is not None:
+            raise cancelled
+        return result

@@ -1,0 +1,117 @@
+"""One run of one integration: recorded, bounded, never crashing the caller."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stocksyncd.clock import FakeClock
+from stocksyncd.config import Kak2cInSalesConfig
+from stocksyncd.http.transport import ExchangeRecord
+from stocksyncd.redact import register_secrets
+from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
+from stocksyncd.runtime.resources import IntegrationObserver
+
+from .fakes import FakeMetrics, GatedIntegration, MemoryStore
+
+
+def _executor(clock: FakeClock, debug_dir: Path | None = None) -> tuple[Executor, MemoryStore,
+                                                                        FakeMetrics]:
+    store, metrics = MemoryStore(), FakeMetrics()
+    return (Executor(state=store, clock=clock, replica="r1", metrics=metrics,  # type: ignore[arg-type]
+                     debug_dir=debug_dir), store, metrics)
+
+
+async def test_ok_run_is_recorded(clock: FakeClock) -> None:
+    ex, store, metrics = _executor(clock)
+    integ = GatedIntegration("shop")
+    integ.release.set()
+    result = await ex.run(integ, trigger="cli", dry_run=True, deadline=60)
+    assert result.status == "ok" and result.dry_run and result.run_id
+    assert result.started_at == clock.now()
+    rec = store.runs[result.run_id]
+    assert (rec.status, rec.trigger, rec.replica, rec.dry_run) == ("ok", "cli", "r1", True)
+    assert metrics.started == ["shop"] and metrics.finished == [result]
+    assert integ.contexts[0].run_id == result.run_id and integ.contexts[0].trigger == "cli"
+
+
+async def test_exception_becomes_failed_and_is_redacted(clock: FakeClock) -> None:
+    register_secrets(["s3cr3t-password"])
+    ex, store, _ = _executor(clock)
+    integ = GatedIntegration("shop", error=RuntimeError("login s3cr3t-password refused"))
+    integ.release.set()
+    result = await ex.run(integ, trigger="schedule", dry_run=False, deadline=60)
+    assert result.status == "failed"
+    assert result.errors == ["RuntimeError: login *** refused"]
+    assert store.runs[result.run_id].status == "failed"
+
+
+async def test_deadline_fails_the_run(clock: FakeClock) -> None:
+    ex, store, _ = _executor(clock)
+    result = await ex.run(GatedIntegration("slow"), trigger="schedule", dry_run=False,
+                          deadline=0)
+    assert result.status == "failed"
+    assert result.errors == ["run exceeded its deadline of 0s"]
+    assert store.runs[result.run_id].finished_at is not None
+
+
+async def test_cancellation_is_recorded_then_propagates(clock: FakeClock) -> None:
+    ex, store, metrics = _executor(clock)
+    integ = GatedIntegration("shop")
+    task = asyncio.create_task(ex.run(integ, trigger="schedule", dry_run=False, deadline=60,
+                                      run_id="run-1"))
+    await integ.started.wait()
+    task.cancel("cancelled at shutdown")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store.runs["run-1"].status == "failed"
+    assert store.runs["run-1"].errors == ["cancelled at shutdown"]
+    assert metrics.finished[0].status == "failed"
+
+
+async def test_requests_counted_and_debug_dump_written(clock: FakeClock, tmp_path: Path) -> None:
+    register_secrets(["tok-abcdef"])
+    ex, _, metrics = _executor(clock, debug_dir=tmp_path)
+    observer = IntegrationObserver(metrics)  # type: ignore[arg-type]
+    integ = GatedIntegration("shop")
+    integ.release.set()
+
+    async def run_with_requests(ctx: object) -> object:
+        observer.observe(ExchangeRecord("insales", "GET", "https://x/a", 200, 0.1,
+                                        body=b'{"token": "tok-abcdef", "n": 1}'))
+        observer.observe(ExchangeRecord("kak2c", "POST", "https://y/b", None, 0.2,
+                                        error="timeout"))
+        return await GatedIntegration.run(integ, ctx)  # type: ignore[arg-type]
+
+    integ.run = run_with_requests  # type: ignore[method-assign, assignment]
+    result = await ex.run(integ, trigger="cli", dry_run=False, deadline=60, observer=observer)
+    assert result.requests == {"insales": 1, "kak2c": 1}
+    assert len(metrics.observed) == 2
+    index = orjson.loads((tmp_path / "shop" / "index.json").read_bytes())
+    assert index["run_id"] == result.run_id
+    assert [e["status"] for e in index["exchanges"]] == [200, None]
+    body = (tmp_path / "shop" / index["exchanges"][0]["file"]).read_text()
+    assert "tok-abcdef" not in body and '"n": 1' in body
+    # The next run replaces the files of the previous one.
+    second = await ex.run(integ, trigger="cli", dry_run=False, deadline=60, observer=observer)
+    index = orjson.loads((tmp_path / "shop" / "index.json").read_bytes())
+    assert index["run_id"] == second.run_id
+    assert len(list((tmp_path / "shop").iterdir())) == 3
+
+
+def test_run_ids_are_unique_and_sortable() -> None:
+    ids = [new_run_id() for _ in range(50)]
+    assert len(set(ids)) == 50
+    assert ids[0][:12] <= ids[-1][:12]
+
+
+def test_run_deadline() -> None:
+    base = {"type": "kak2c-insales", "shop": "m", "login": "l", "password": "p"}
+    assert run_deadline(Kak2cInSalesConfig(**base), "kak2c-insales") == 600.0  # type: ignore[arg-type]
+    hourly = Kak2cInSalesConfig(**base, every="1h")  # type: ignore[arg-type]
+    assert run_deadline(hourly, "kak2c-insales") == 7200.0
+    cron = Kak2cInSalesConfig(**base, cron="0 * * * *")  # type: ignore[arg-type]
+    assert run_deadline(cron, "kak2c-insales") == 3600.0
