@@ -46,9 +46,9 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
-        return f"{minutes}m {secs}s"
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes}m"
+    return f"{hours}h {minutes}m" if minutes else f"{hours}h"
 
 
 def run_href(run_id: str) -> str:
