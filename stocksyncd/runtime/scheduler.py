@@ -1,0 +1,152 @@
+"""APScheduler wiring: one job per enabled integration, reconciled by name.
+
+A job only *signals* that a run is due (``fire(name)``); the daemon starts
+and tracks the run as its own task. APScheduler 3.x cancels coroutine jobs
+when it shuts down and cannot wait for them, so it must never own a run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from loguru import logger
+
+from stocksyncd.config import IntegrationBase, effective_every
+
+# Without an explicit jitter, spread each run by up to 5% of the interval
+# (at most a minute) so integrations on the same host do not line up.
+DEFAULT_JITTER_SHARE = 0.05
+MAX_DEFAULT_JITTER = 60.0
+# Start-up runs are staggered by this much so they do not all hit at once.
+START_STAGGER = 2.0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """When one integration runs."""
+
+    name: str
+    every: float | None
+    cron: str | None
+    jitter: float
+    run_at_start: bool
+
+    @property
+    def misfire_grace(self) -> int:
+        """Seconds a late tick may still run (after a stall); later ones are coalesced."""
+        if self.every is None:
+            return 300
+        return int(max(30.0, min(self.every / 2, 600.0)))
+
+
+def job_spec(name: str, cfg: IntegrationBase, type_: str) -> JobSpec:
+    """The schedule of an integration's config section."""
+    every = effective_every(cfg, type_)
+    if cfg.jitter is not None:
+        jitter = cfg.jitter
+    elif every is not None:
+        jitter = min(every * DEFAULT_JITTER_SHARE, MAX_DEFAULT_JITTER)
+    else:
+        jitter = 0.0
+    return JobSpec(name=name, every=every, cron=cfg.cron, jitter=jitter,
+                   run_at_start=cfg.run_at_start)
+
+
+_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Crontab weekday numbers (0 and 7 = Sunday) as names.
+
+    APScheduler 3.x counts 0 as Monday, so a numeric crontab weekday would run
+    a day late; names mean the same thing to both.
+    """
+    return re.sub(r"(?<![/\d])([0-7])(?!\d)", lambda m: _DOW_NAMES[int(m.group(1))], field)
+
+
+def build_trigger(spec: JobSpec) -> IntervalTrigger | CronTrigger:
+    """The APScheduler trigger for ``spec`` (cron in UTC, crontab weekday numbering)."""
+    jitter = int(spec.jitter) if spec.jitter >= 1 else None
+    if spec.cron is not None:
+        minute, hour, day, month, dow = spec.cron.split()
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=_crontab_weekdays(dow), timezone=UTC, jitter=jitter)
+    assert spec.every is not None
+    return IntervalTrigger(seconds=spec.every, jitter=jitter, timezone=UTC)
+
+
+class JobScheduler:
+    """Keeps APScheduler's jobs equal to a set of ``JobSpec``s."""
+
+    def __init__(self, fire: Callable[[str], None], *, start_delay: float = 1.0) -> None:
+        self._fire_cb = fire
+        self.start_delay = start_delay
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._specs: dict[str, JobSpec] = {}
+
+    async def _fire(self, name: str) -> None:
+        # A coroutine so AsyncIOExecutor runs it on the loop, not in a thread.
+        self._fire_cb(name)
+
+    def start(self) -> None:
+        """Start ticking (needs a running event loop)."""
+        self._scheduler.start()
+
+    def pause(self) -> None:
+        """Stop firing jobs (shutdown has begun)."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+
+    def shutdown(self) -> None:
+        """Stop the scheduler."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    @property
+    def specs(self) -> dict[str, JobSpec]:
+        """The schedules in force, by integration name."""
+        return dict(self._specs)
+
+    def next_run(self, name: str) -> datetime | None:
+        """When ``name`` runs next, or None when it has no job."""
+        job = self._scheduler.get_job(name)
+        if job is None:
+            return None
+        when: datetime | None = getattr(job, "next_run_time", None)
+        return when
+
+    def apply(self, specs: Mapping[str, JobSpec], *, now: datetime | None = None) -> None:
+        """Add, reschedule and remove jobs so they match ``specs``."""
+        now = now or datetime.now(UTC)
+        for name in list(self._specs):
+            if name not in specs:
+                self._scheduler.remove_job(name)
+                del self._specs[name]
+                logger.info("unscheduled {}", name)
+        added = 0
+        for name, spec in specs.items():
+            old = self._specs.get(name)
+            if old == spec:
+                continue
+            kwargs: dict[str, Any] = {}
+            if old is None and spec.run_at_start:
+                delay = self.start_delay + added * START_STAGGER
+                kwargs["next_run_time"] = now + timedelta(seconds=delay)
+                added += 1
+            if old is not None:
+                self._scheduler.remove_job(name)
+            self._scheduler.add_job(
+                self._fire, trigger=build_trigger(spec), args=[name], id=name, name=name,
+                max_instances=1, coalesce=True, misfire_grace_time=spec.misfire_grace,
+                **kwargs,
+            )
+            self._specs[name] = spec
+            logger.info("scheduled {} ({})", name,
+                        f"cron {spec.cron} UTC" if spec.cron else f"every {spec.every:g}s")
