@@ -93,6 +93,20 @@ async def test_create_calls_the_integration_and_flashes(make_client: ClientFacto
     assert "Create supplier part" not in page  # the hit is now marked created
 
 
+async def test_entry_with_a_created_part_offers_no_more_creates(make_client: ClientFactory,
+                                                                 view: FakeView) -> None:
+    entry = hits_entry()
+    entry.data["hits"].append({**entry.data["hits"][0], "mouser_pn": "595-LM358DRG4"})
+    entry.data["created"] = {"supplier_part": 42, "sku": "595-LM358DR", "hit": 0}
+    entry_id = await view.state.add_review(entry)
+    client = await make_client(view)
+    assert "Create supplier part" not in await (await client.get("/review")).text()
+    token = await csrf_from(client, "/review")
+    text = await (await client.post(f"/review/{entry_id}/create/2",
+                                    data={"csrf_token": token})).text()
+    assert "cannot be created" in text
+
+
 async def test_create_refuses_na_and_unknown_hits(make_client: ClientFactory,
                                                   view: FakeView) -> None:
     ids = await seed(view.state)

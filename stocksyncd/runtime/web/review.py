@@ -52,6 +52,9 @@ def can_create(entry: ReviewEntry, index: int) -> bool:
     hits = entry.data.get("hits")
     if entry.kind != "hits" or not isinstance(hits, list) or not 0 <= index < len(hits):
         return False
+    created = entry.data.get("created")  # one supplier part per entry
+    if isinstance(created, Mapping) and created.get("supplier_part") is not None:
+        return False
     hit = hits[index]
     return isinstance(hit, Mapping) and not is_na(hit) and not hit.get("created")
 
@@ -156,7 +159,8 @@ def entry_html(entry: ReviewEntry, csrf: str) -> str:
     else:
         content = _field_changes(data)
     message = ""
-    if entry.message:
+    structured = entry.kind in {"lifecycle", "unknown_sku"} and (sku or "new" in data)
+    if entry.message and not structured:
         css = "errors" if entry.kind == "error" else "muted"
         message = f'<p class="{css}">{esc(entry.message)}</p>'
     sku_html = (f' <span class="muted">SKU <code>{esc(sku)}</code></span>'
