@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from stocksyncd.errors import InvalidResponseError
@@ -76,6 +77,7 @@ class ProductPage:
     problems: list[str] = field(default_factory=list)
     last_updated_at: str | None = None  # cursor of the last item (even if it did not parse)
     last_id: int | None = None
+    server_time: str | None = None  # the answer's Date header, ISO 8601 (InSales' clock)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,18 @@ def _text(raw: object) -> str | None:
         return str(int(raw))
     text = str(raw).strip()
     return text or None
+
+
+def _server_time(header: str | None) -> str | None:
+    if not header:
+        return None
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.isoformat(timespec="milliseconds")
 
 
 def _int_id(raw: object) -> int | None:
@@ -255,7 +269,8 @@ class InSalesClient:
                                             "expected a list", status=response.status)
         problems: list[str] = []
         products = [p for raw in data if (p := parse_product(raw, problems)) is not None]
-        result = ProductPage(products=products, raw_count=len(data), problems=problems)
+        result = ProductPage(products=products, raw_count=len(data), problems=problems,
+                             server_time=_server_time(response.headers.get("Date")))
         if data and isinstance(data[-1], dict):
             last = data[-1]
             updated = last.get("updated_at")

@@ -18,13 +18,15 @@ import base64
 import bisect
 import math
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
 
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
-from stocksyncd.simulators.base import Simulator, json_response
+from stocksyncd.simulators.base import Fault, Simulator, json_response
 
 _SHOP_TZ = timezone(timedelta(hours=3))  # InSales answers in the shop's zone (Moscow)
 
@@ -48,6 +50,13 @@ def parse_time(text: str) -> int | None:
             dt = dt.replace(tzinfo=_SHOP_TZ)
         return math.floor(dt.timestamp() * 1000)
     return None
+
+
+@dataclass
+class LaterFault(Fault):
+    """A fault that lets the first ``after`` matching requests through (e.g. fail page 2 on)."""
+
+    after: int = 0
 
 
 class InSalesSimulator(Simulator):
@@ -91,6 +100,18 @@ class InSalesSimulator(Simulator):
         app.router.add_put("/admin/products/variants_group_update.json", self._group_update)
         app.router.add_get("/admin/account.json", self._account)
 
+    def _take_fault(self, request: web.Request) -> Fault | None:
+        for fault in self.faults:
+            if not isinstance(fault, LaterFault) or fault.after <= 0:
+                continue
+            if fault.match and fault.match not in request.path:
+                continue
+            if fault.method and fault.method.upper() != request.method:
+                continue
+            fault.after -= 1
+            return None
+        return super()._take_fault(request)
+
     # -- auth and budget -----------------------------------------------------
     def _gate(self, request: web.Request) -> web.Response | None:
         """401 on bad credentials, the over-budget answer, or None to go on."""
@@ -114,7 +135,9 @@ class InSalesSimulator(Simulator):
         return None
 
     def _usage(self) -> dict[str, str]:
-        return {"API-Usage-Limit": f"{self.used}/{self.limit}"}
+        # Date from the simulator's clock, like updated_at: one server, one clock.
+        return {"API-Usage-Limit": f"{self.used}/{self.limit}",
+                "Date": formatdate(self.clock.time(), usegmt=True)}
 
     # -- handlers --------------------------------------------------------------
     async def _account(self, request: web.Request) -> web.Response:

@@ -1,0 +1,218 @@
+"""The stock sync both InSales integrations run: fetch source and target, match, plan, apply.
+
+A run sees complete data from both sides or writes nothing (SPEC §2.1);
+upstream failures become a ``failed`` result rather than an exception, so
+the daemon goes on with its other jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from stocksyncd.clients.insales import InSalesClient, basic_auth, warehouse_field
+from stocksyncd.config import ShopConfig, StockSyncOptions
+from stocksyncd.errors import StockSyncError
+from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
+from stocksyncd.http.transport import Transport
+from stocksyncd.integrations.base import Change, Integration, Resources, RunContext, RunResult
+from stocksyncd.integrations.stock.apply import apply_writes
+from stocksyncd.integrations.stock.index import (
+    DEFAULT_OVERLAP,
+    INDEX_SCOPE,
+    InSalesIndex,
+    RefreshReport,
+    ScanFailed,
+    refresh_index,
+)
+from stocksyncd.integrations.stock.keys import normalize_key, show_quantity
+from stocksyncd.integrations.stock.model import SourceItem, StockSource
+from stocksyncd.integrations.stock.plan import Plan, PlannedWrite, TargetVariant, plan_stock
+
+# Which InSales field carries the key when the config does not say.
+DEFAULT_TARGET_KEY = {"moysklad-insales": "sku", "kak2c-insales": "barcode"}
+MAX_REPORTED_PROBLEMS = 50
+
+
+def target_variants(
+    index: InSalesIndex, key_field: str, warehouse: int | None
+) -> list[TargetVariant]:
+    """The planner's view of the shop: normalised key and current figure per variant."""
+    return [
+        TargetVariant(
+            id=v.id,
+            key=normalize_key(v.sku if key_field == "sku" else v.barcode),
+            current=v.stock(warehouse),
+        )
+        for v in index.variants()
+    ]
+
+
+def _change(w: PlannedWrite, field_name: str, applied: bool) -> Change:
+    return Change(ref=str(w.variant_id), key=w.key, field=field_name,
+                  old=show_quantity(w.old), new=str(w.new), applied=applied)
+
+
+class StockSyncIntegration:
+    """One configured stock job: a source, one InSales shop, and the rules of SPEC §2."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        type_: str,
+        cfg: StockSyncOptions,
+        shop_name: str,
+        client: InSalesClient,
+        source: StockSource,
+        key_field: str,
+        overlap: float = DEFAULT_OVERLAP,
+    ) -> None:
+        self.name = name
+        self.type = type_
+        self.cfg = cfg
+        self.shop_name = shop_name
+        self.client = client
+        self.source = source
+        self.key_field = key_field
+        self.field_name = warehouse_field(cfg.warehouse)
+        self.overlap = overlap
+
+    async def close(self) -> None:
+        """Nothing to release: sessions and limiters belong to the runtime."""
+
+    async def run(self, ctx: RunContext) -> RunResult:
+        """One run; see the module docstring."""
+        started = ctx.clock.monotonic()
+        result = RunResult(integration=self.name, run_id=ctx.run_id,
+                           dry_run=ctx.dry_run or self.cfg.dry_run, started_at=ctx.clock.now())
+        insales_before = self.client.requests_made
+        source_before = self.source.requests_made()
+        try:
+            await self._run(ctx, result)
+        finally:
+            result.requests = {
+                "insales": self.client.requests_made - insales_before,
+                self.source.api: self.source.requests_made() - source_before,
+            }
+            result.duration_s = ctx.clock.monotonic() - started
+        return result
+
+    async def _fetch(
+        self, ctx: RunContext, stored: InSalesIndex | None
+    ) -> tuple[list[SourceItem], InSalesIndex, RefreshReport]:
+        """Both sides at once; the first failure cancels the other."""
+        async with asyncio.TaskGroup() as tg:
+            items = tg.create_task(self.source.fetch(ctx))
+            refreshed = tg.create_task(refresh_index(
+                self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
+                overlap=self.overlap,
+            ))
+        index, report = refreshed.result()
+        return items.result(), index, report
+
+    async def _run(self, ctx: RunContext, result: RunResult) -> None:
+        stored = InSalesIndex.from_json(await ctx.state.get_value(INDEX_SCOPE, self.shop_name))
+        try:
+            items, index, report = await self._fetch(ctx, stored)
+        except* StockSyncError as group:
+            result.status = "failed"
+            for exc in group.exceptions:
+                if isinstance(exc, ScanFailed):
+                    result.errors.append(str(exc))
+                else:
+                    result.errors.append(f"{self.source.api}: fetching the source failed: {exc}")
+            result.message = "a page failed after retries; nothing written"
+        if result.status == "failed":
+            return
+        ctx.log.info("{name}: insales index {mode} ({pages} pages, {n} products read)",
+                     name=self.name, mode=report.mode, pages=report.pages, n=report.products_read)
+        plan = plan_stock(items, target_variants(index, self.key_field, self.cfg.warehouse),
+                          negative=self.cfg.negative, zero_guard=self.cfg.zero_guard)
+        self._report_plan(result, plan, report)
+        if plan.abort is not None:
+            result.status = "aborted"
+            result.message = plan.abort
+            result.changes = [_change(w, self.field_name, False) for w in plan.writes]
+            ctx.log.warning("{name}: {msg}", name=self.name, msg=plan.abort)
+        elif result.dry_run:
+            result.changes = [_change(w, self.field_name, False) for w in plan.writes]
+            result.message = f"dry run: {len(plan.writes)} changes planned, nothing written"
+        elif plan.writes:
+            await self._apply(result, plan, index)
+        else:
+            result.message = "nothing to change"
+        await ctx.state.set_value(INDEX_SCOPE, self.shop_name, index.to_json())
+
+    async def _apply(self, result: RunResult, plan: Plan, index: InSalesIndex) -> None:
+        outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
+                                     concurrency=self.cfg.write_concurrency)
+        written = {w.variant_id for w in outcome.written}
+        result.changes = [_change(w, self.field_name, w.variant_id in written)
+                          for w in plan.writes]
+        result.counts.written = len(outcome.written)
+        result.errors.extend(outcome.errors)
+        result.details["batches"] = outcome.batches
+        index.record_writes(((w.variant_id, w.new) for w in outcome.written), self.field_name)
+        if outcome.failed:
+            # A refused variant may have been deleted in InSales: rebuild the index next run.
+            index.stale = True
+            result.status = "failed"
+            result.message = (f"{len(outcome.written)} of {len(plan.writes)} changes written; "
+                              f"{len(outcome.failed)} failed")
+        else:
+            result.message = f"{len(outcome.written)} changes written"
+
+    def _report_plan(self, result: RunResult, plan: Plan, report: RefreshReport) -> None:
+        result.counts = plan.counts
+        result.conflicts = plan.conflicts
+        details: dict[str, Any] = {
+            "index_mode": report.mode,
+            "index_pages": report.pages,
+            "index_products_read": report.products_read,
+            "field": self.field_name,
+            "key": self.key_field,
+            **plan.details,
+        }
+        if report.reason:
+            details["index_full_reason"] = report.reason
+        if report.problems:
+            details["insales_problems_total"] = len(report.problems)
+            details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
+        result.details.update(details)
+
+
+# Positional on purpose: this exact signature is what both stock integrations call.
+def build_stock_integration(  # noqa: PLR0917
+    name: str,
+    type_: str,
+    cfg: StockSyncOptions,
+    shop_name: str,
+    shop: ShopConfig,
+    source: StockSource,
+    res: Resources,
+) -> Integration:
+    """Wire a stock source to an InSales shop with the shop's shared session and budget."""
+    upstream = "insales:" + shop_name
+
+    def limiter_factory() -> RateLimiter:
+        return WindowLimiter(
+            shop.requests_per_window, shop.window, concurrency=cfg.write_concurrency,
+            usage_header="API-Usage-Limit", clock=res.clock, name=upstream,
+        )
+
+    transport = Transport(
+        res.session(upstream),
+        api="insales",
+        base_url=shop.url,
+        limiter=res.limiter(upstream, limiter_factory),
+        clock=res.clock,
+        timeout=cfg.timeout,
+        headers=basic_auth(shop.api_key.get_secret_value(), shop.password.get_secret_value()),
+        observer=res.observer,
+    )
+    key_field = str(getattr(cfg, "target_key", None) or DEFAULT_TARGET_KEY.get(type_, "sku"))
+    return StockSyncIntegration(
+        name=name, type_=type_, cfg=cfg, shop_name=shop_name, client=InSalesClient(transport),
+        source=source, key_field=key_field,
+    )

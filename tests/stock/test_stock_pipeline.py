@@ -1,0 +1,274 @@
+"""The stock pipeline end to end against the InSales simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from stock_fakes import DictState, FakeResources, ListSource
+
+from stocksyncd.clock import FakeClock
+from stocksyncd.errors import TransientError
+from stocksyncd.integrations.base import RunContext
+from stocksyncd.integrations.stock.index import INDEX_SCOPE
+from stocksyncd.integrations.stock.model import SourceItem
+from stocksyncd.integrations.stock.pipeline import StockSyncIntegration
+from stocksyncd.simulators.insales import InSalesSimulator, LaterFault
+
+Factory = Callable[..., StockSyncIntegration]
+ContextFactory = Callable[..., RunContext]
+
+
+def source_from_shop(sim: InSalesSimulator) -> ListSource:
+    """Source items equal to the shop's current barcodes and quantities."""
+    return ListSource([
+        SourceItem(key=v["barcode"], quantity=v["quantity"], ref=str(v["id"]))
+        for v in sim.variants() if v["barcode"] and v["quantity"] is not None
+    ])
+
+
+def set_source(source: ListSource, key: str, quantity: Any) -> None:
+    source.items = [SourceItem(key=i.key, quantity=quantity if i.key == key else i.quantity,
+                               ref=i.ref) for i in source.items]
+
+
+def put_count(sim: InSalesSimulator) -> int:
+    return sim.count("PUT")
+
+
+async def test_full_run_writes_exactly_the_changed_matched_unique_variants(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    resources: FakeResources,
+) -> None:
+    a = sim.add_product([{"sku": "A", "barcode": "111", "quantity": 5},
+                         {"sku": "B", "barcode": "222", "quantity": 1}])
+    sim.add_product([{"sku": "C", "barcode": "333", "quantity": None},
+                     {"sku": "D", "barcode": None, "quantity": 4}])
+    sim.add_product([{"barcode": "444", "quantity": 2}])
+    sim.add_product([{"barcode": "444", "quantity": 2}])  # duplicate on the shop
+    va, vb = (v["id"] for v in sim.products[a]["variants"])
+    source = ListSource([
+        SourceItem("111", 5, "s1"),       # unchanged
+        SourceItem("222", 8, "s2"),       # changed
+        SourceItem("333", 3, "s3"),       # untracked -> 3
+        SourceItem("444", 9, "s4"),       # duplicate barcode in the shop
+        SourceItem("555", 1, "s5"),       # not in the shop
+        SourceItem("666", None, "s6"),    # bad value
+    ])
+    integration = make_integration(source, zero_guard=1.0)
+    result = await integration.run(make_ctx())
+    assert result.status == "ok", result.errors
+    c = result.counts
+    assert (c.source, c.target, c.matched, c.changed, c.written) == (6, 6, 3, 2, 2)
+    assert c.skipped_by_reason == {"duplicate_target": 1, "not_in_target": 1, "null": 1}
+    assert result.conflicts == ["444"]
+    assert sim.variant(vb)["quantity"] == 8 and sim.variant(va)["quantity"] == 5
+    assert [(ch.key, ch.old, ch.new, ch.applied) for ch in result.changes] == [
+        ("222", "1", "8", True), ("333", None, "3", True)]
+    assert result.changes[0].ref == str(vb) and result.changes[0].field == "quantity"
+    dup = [v for v in sim.variants() if v["barcode"] == "444"]
+    assert all(v["quantity"] == 2 for v in dup)
+    written_ids = {e["id"] for r in sim.requests if r.method == "PUT" for e in r.body["variants"]}
+    assert {v["id"] for v in dup}.isdisjoint(written_ids)
+    assert result.requests == {"insales": 2, "testsource": 1}
+    assert result.details["index_mode"] == "full"
+    assert resources.upstreams == ["insales:main"]
+
+
+async def test_second_run_without_changes_writes_nothing_and_costs_one_read(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    sim.catalogue(1000, seed=7)
+    clock.advance(3600)  # the catalogue was last edited an hour ago
+    source = source_from_shop(sim)
+    set_source(source, source.items[0].key or "", 42)  # one change for the first run
+    integration = make_integration(source)
+    first = await integration.run(make_ctx(run_id="r1"))
+    assert first.status == "ok" and first.counts.written == 1
+    clock.advance(60)
+    second = await integration.run(make_ctx(run_id="r2"))
+    assert second.status == "ok"
+    assert second.details["index_mode"] == "incremental"
+    assert second.counts.changed == 0 and second.counts.written == 0
+    assert second.requests["insales"] == 1
+    clock.advance(60)
+    third = await integration.run(make_ctx(run_id="r3"))
+    assert third.requests["insales"] == 1 and third.counts.written == 0
+    assert sim.count("PUT") == 1
+
+
+async def test_incremental_run_sees_changes_made_in_the_shop(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    pid = sim.add_product([{"barcode": "111", "quantity": 5}, {"barcode": "222", "quantity": 5}])
+    v1, v2 = (v["id"] for v in sim.products[pid]["variants"])
+    source = ListSource([SourceItem("111", 5, "a"), SourceItem("222", 5, "b"),
+                         SourceItem("333", 7, "c")])
+    integration = make_integration(source)
+    assert (await integration.run(make_ctx())).counts.written == 0
+    clock.advance(60)
+    sim.set_quantity(v1, 4)                  # an order took one
+    sim.update_variant(v2, barcode="333")    # a variant changed its key
+    result = await integration.run(make_ctx(run_id="r2"))
+    assert result.details["index_mode"] == "incremental"
+    assert sim.variant(v1)["quantity"] == 5
+    assert sim.variant(v2)["quantity"] == 7
+    assert result.counts.written == 2
+    assert result.counts.skipped_by_reason == {"not_in_target": 1}  # 222 is gone
+
+
+async def test_full_refresh_drops_deleted_products(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock, state: DictState,
+) -> None:
+    keep = sim.add_product([{"barcode": "111", "quantity": 1}])
+    gone = sim.add_product([{"barcode": "111", "quantity": 1}])
+    source = ListSource([SourceItem("111", 3, "a")])
+    integration = make_integration(source, full_refresh=600)
+    first = await integration.run(make_ctx())
+    assert first.conflicts == ["111"] and first.counts.written == 0
+    sim.delete_product(gone)
+    clock.advance(60)
+    second = await integration.run(make_ctx(run_id="r2"))
+    assert second.details["index_mode"] == "incremental" and second.conflicts == ["111"]
+    clock.advance(600)
+    third = await integration.run(make_ctx(run_id="r3"))
+    assert third.details["index_mode"] == "full"
+    assert third.conflicts == [] and third.counts.written == 1
+    assert sim.variant(sim.products[keep]["variants"][0]["id"])["quantity"] == 3
+    assert (INDEX_SCOPE, "main") in state.values
+
+
+async def test_page_failing_mid_scan_aborts_with_zero_writes(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock, state: DictState,
+) -> None:
+    sim.catalogue(1500, seed=2)
+    source = source_from_shop(sim)
+    for it in source.items[:50]:
+        set_source(source, it.key or "", 77)
+    # Page 1 answers; every later products request fails, more times than retries last.
+    sim.inject(LaterFault(status=500, body="boom", match="products.json", times=1000, after=1))
+    integration = make_integration(source)
+    result = await integration.run(make_ctx())
+    assert result.status == "failed"
+    assert any("products page 2" in e for e in result.errors), result.errors
+    assert sim.count("PUT") == 0
+    assert result.counts.written == 0 and result.changes == []
+    assert clock.slept  # the retries backed off on the fake clock
+    assert state.values == {}  # no half-read index is kept
+
+
+async def test_source_failure_aborts_with_zero_writes(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+) -> None:
+    sim.add_product([{"barcode": "111", "quantity": 1}])
+    source = ListSource([SourceItem("111", 3, "a")])
+    source.error = TransientError("testsource", "page 3 failed")
+    result = await make_integration(source).run(make_ctx())
+    assert result.status == "failed"
+    assert result.errors and "page 3 failed" in result.errors[0]
+    assert sim.count("PUT") == 0
+
+
+async def test_zero_guard_trips_and_writes_nothing(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+) -> None:
+    for i in range(10):
+        sim.add_product([{"barcode": f"B{i}", "quantity": 5}])
+    source = ListSource([SourceItem(f"B{i}", 0 if i < 6 else 5, str(i)) for i in range(10)])
+    result = await make_integration(source).run(make_ctx())
+    assert result.status == "aborted"
+    assert "zero guard" in result.message and "6 of 10" in result.message
+    assert sim.count("PUT") == 0 and result.counts.written == 0
+    assert len(result.changes) == 6 and not any(c.applied for c in result.changes)
+
+
+async def test_dry_run_plans_and_writes_nothing(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+) -> None:
+    sim.add_product([{"barcode": "111", "quantity": 1}])
+    source = ListSource([SourceItem("111", 3, "a")])
+    result = await make_integration(source).run(make_ctx(dry_run=True))
+    assert result.status == "ok" and result.dry_run
+    assert [(c.old, c.new, c.applied) for c in result.changes] == [("1", "3", False)]
+    assert result.counts.changed == 1 and result.counts.written == 0
+    assert sim.count("PUT") == 0
+    configured = await make_integration(source, dry_run=True).run(make_ctx())
+    assert configured.dry_run and sim.count("PUT") == 0
+
+
+async def test_batches_go_out_in_hundreds_and_count_exactly(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+) -> None:
+    for i in range(250):
+        sim.add_product([{"barcode": f"B{i:03d}", "quantity": 1}])
+    source = ListSource([SourceItem(f"B{i:03d}", 2, str(i)) for i in range(250)])
+    result = await make_integration(source, write_concurrency=3).run(make_ctx())
+    assert result.status == "ok"
+    assert result.counts.written == 250 and result.details["batches"] == 3
+    sizes = sorted(len(r.body["variants"]) for r in sim.requests if r.method == "PUT")
+    assert sizes == [50, 100, 100]
+    assert all(v["quantity"] == 2 for v in sim.variants())
+
+
+async def test_refused_variants_are_errors_and_the_rest_is_written(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    sim.add_product([{"barcode": "111", "quantity": 1}])
+    gone = sim.add_product([{"barcode": "222", "quantity": 1}])
+    source = ListSource([SourceItem("111", 3, "a"), SourceItem("222", 3, "b")])
+    integration = make_integration(source)
+    await integration.run(make_ctx(dry_run=True))  # warm the index
+    sim.delete_product(gone)  # deleted between the scan and the write
+    clock.advance(60)
+    result = await integration.run(make_ctx(run_id="r2"))
+    assert result.status == "failed"
+    assert result.counts.written == 1
+    assert [c.applied for c in result.changes] == [True, False]
+    assert any("refused" in e for e in result.errors)
+    clock.advance(60)
+    healed = await integration.run(make_ctx(run_id="r3"))
+    assert healed.details["index_mode"] == "full"  # a refusal makes the next scan full
+    assert healed.status == "ok" and healed.counts.skipped_by_reason == {"not_in_target": 1}
+
+
+async def test_warehouse_field_is_written_when_configured(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+) -> None:
+    pid = sim.add_product([{"barcode": "111", "warehouses": [1, 6]}])
+    vid = sim.products[pid]["variants"][0]["id"]
+    source = ListSource([SourceItem("111", 4, "a")])
+    result = await make_integration(source, warehouse=1).run(make_ctx())
+    assert result.counts.written == 1
+    assert result.changes[0].field == "quantity_at_warehouse1" and result.changes[0].old == "6"
+    assert sim.variant(vid)["quantity_at_warehouse1"] == 4
+    assert sim.variant(vid)["quantity_at_warehouse0"] == 1
+
+
+async def test_rate_limit_storm_during_run_is_waited_out(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    sim.add_product([{"barcode": "111", "quantity": 1}])
+    sim.inject(status=503, headers={"Retry-After": "30"}, times=2)
+    sim.inject(status=429, headers={"Retry-After": "20"}, times=1, method="PUT")
+    source = ListSource([SourceItem("111", 3, "a")])
+    result = await make_integration(source).run(make_ctx())
+    assert result.status == "ok" and result.counts.written == 1
+    assert sum(1 for s in clock.slept if s >= 20) >= 3
+
+
+async def test_garbage_in_the_shop_is_reported_not_fatal(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+) -> None:
+    sim.add_product([{"barcode": "111", "quantity": 1}])
+    sim.add_product([{"barcode": "222", "quantity": "lots"}])
+    source = ListSource([SourceItem("111", 3, "a"), SourceItem("222", 3, "b")])
+    result = await make_integration(source).run(make_ctx())
+    assert result.status == "ok" and result.counts.written == 2
+    assert result.details["insales_problems_total"] == 1
+    assert "non-numeric" in result.details["insales_problems"][0]
