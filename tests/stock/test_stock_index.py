@@ -1,0 +1,83 @@
+"""The InSales index: watermark arithmetic, when to scan fully, persistence."""
+
+from __future__ import annotations
+
+import pytest
+
+from stocksyncd.clients.insales import Product, Variant
+from stocksyncd.integrations.stock.index import (
+    InSalesIndex,
+    ScanResult,
+    latest,
+    needs_full,
+    window_start,
+)
+
+
+def test_latest_compares_instants_across_offsets() -> None:
+    a = "2026-01-01T12:00:00.000+03:00"  # 09:00 UTC
+    b = "2026-01-01T10:00:00.000+00:00"  # 10:00 UTC
+    assert latest([a, b]) == b
+    assert latest(["garbage", a]) == a
+    assert latest([], start=a) == a
+    assert latest(["2026-01-01T08:00:00.000+00:00"], start=a) == a
+
+
+def test_window_start_subtracts_overlap_keeping_offset() -> None:
+    assert window_start("2026-01-01T12:00:00.000+03:00", 120) == "2026-01-01T11:58:00.000+03:00"
+    assert window_start("not a time", 120) is None
+    assert window_start("2026-01-01T12:00:00", 120) is None  # no offset: unusable
+
+
+@pytest.mark.parametrize(("index", "now", "reason"), [
+    (None, 100.0, "no index yet"),
+    (InSalesIndex(watermark="w", full_at=100.0, stale=True), 110.0, "index marked stale"),
+    (InSalesIndex(watermark=None, full_at=100.0), 110.0, "index incomplete"),
+    (InSalesIndex(watermark="w", full_at=100.0), 50.0, "wall clock moved back"),
+    (InSalesIndex(watermark="w", full_at=100.0), 3700.0, "full refresh due"),
+    (InSalesIndex(watermark="w", full_at=100.0), 3699.0, None),
+])
+def test_needs_full(index: InSalesIndex | None, now: float, reason: str | None) -> None:
+    assert needs_full(index, now, 3600.0) == reason
+
+
+def product(pid: int, updated: str, *variants: Variant) -> Product:
+    return Product(id=pid, updated_at=updated, variants=variants)
+
+
+def test_merge_replaces_products_and_moves_watermark() -> None:
+    index = InSalesIndex()
+    v1 = Variant(1, 10, "A", "111", 5.0, {0: 5.0})
+    v2 = Variant(2, 10, "B", "222", 1.0)
+    index.merge(ScanResult({10: product(10, "2026-01-01T00:00:00.000+00:00", v1, v2)}, 1, [],
+                           server_time="2026-01-01T00:05:00.000+00:00"))
+    assert index.watermark == "2026-01-01T00:05:00.000+00:00"
+    # The product now has one variant with a new barcode: the old variant disappears.
+    v1b = Variant(1, 10, "A", "999", 5.0)
+    index.merge(ScanResult({10: product(10, "2026-01-01T00:06:00.000+00:00", v1b)}, 1, []))
+    assert [(v.id, v.barcode) for v in index.variants()] == [(1, "999")]
+    assert index.watermark == "2026-01-01T00:06:00.000+00:00"
+
+
+def test_record_writes_and_round_trip() -> None:
+    index = InSalesIndex(watermark="2026-01-01T00:00:00.000+00:00", full_at=5.0)
+    index.merge(ScanResult({10: product(10, "2026-01-01T00:00:00.000+00:00",
+                                        Variant(1, 10, "A", "111", 5.0, {0: 2.0, 1: 3.0}),
+                                        Variant(2, 10, None, None, None))}, 1, []))
+    index.record_writes([(1, 7)], "quantity")
+    index.record_writes([(1, 9)], "quantity_at_warehouse1")
+    (v1, _) = index.variants()
+    assert v1.quantity == 7.0 and v1.warehouses == {0: 2.0, 1: 9.0}
+    restored = InSalesIndex.from_json(index.to_json())
+    assert restored is not None
+    assert restored.products == index.products
+    assert (restored.watermark, restored.full_at, restored.stale) == (
+        index.watermark, 5.0, False)
+
+
+@pytest.mark.parametrize("stored", [
+    None, [], {"version": 0}, {"version": 1}, {"version": 1, "products": [[1, "x"]]},
+    {"version": 1, "products": [["a", "x", []]]},
+])
+def test_damaged_stored_index_means_full_scan(stored: object) -> None:
+    assert InSalesIndex.from_json(stored) is None
