@@ -12,6 +12,7 @@ from stocksyncd.clients.kak2c import (
     kak2c_transport,
 )
 from stocksyncd.integrations.stock.model import SourceItem
+from stocksyncd.integrations.stock.pipeline import build_stock_integration
 
 if TYPE_CHECKING:
     from stocksyncd.config import Config, Kak2cInSalesConfig
@@ -97,8 +98,6 @@ class Kak2cSource:
 
 def build(name: str, cfg: Kak2cInSalesConfig, config: Config, res: Resources) -> Integration:
     """The ``kak2c-insales`` integration ``name``."""
-    from stocksyncd.integrations.stock.pipeline import build_stock_integration
-
     limiter = res.limiter(f"{API}:{name}", lambda: kak2c_limiter(res.clock, f"{API}:{name}"))
     transport = kak2c_transport(
         res.session(API), base_url=cfg.base_url, limiter=limiter, clock=res.clock,

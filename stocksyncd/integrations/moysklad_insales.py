@@ -14,6 +14,7 @@ from stocksyncd.clients.moysklad import (
     moysklad_transport,
 )
 from stocksyncd.integrations.stock.model import SourceItem
+from stocksyncd.integrations.stock.pipeline import build_stock_integration
 
 if TYPE_CHECKING:
     from stocksyncd.config import Config, MoySkladInSalesConfig
@@ -65,8 +66,6 @@ class MoySkladSource:
 
 def build(name: str, cfg: MoySkladInSalesConfig, config: Config, res: Resources) -> Integration:
     """The ``moysklad-insales`` integration ``name``."""
-    from stocksyncd.integrations.stock.pipeline import build_stock_integration
-
     limiter = res.limiter(f"{API}:{name}", lambda: moysklad_limiter(res.clock, f"{API}:{name}"))
     transport = moysklad_transport(
         res.session(API), token=cfg.token.get_secret_value(), base_url=cfg.base_url,
