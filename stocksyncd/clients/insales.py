@@ -261,7 +261,8 @@ class InSalesClient:
             params["updated_since"] = updated_since
             if from_id is not None:
                 params["from_id"] = from_id
-        response = await self.transport.request("GET", PRODUCTS_PATH, params=params)
+        response = await self.transport.request("GET", PRODUCTS_PATH, params=params,
+                                                expect_json=True)
         data = response.json()
         if not isinstance(data, list):
             # An HTML page or an error object with 200: the listing is unusable.

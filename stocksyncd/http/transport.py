@@ -33,6 +33,8 @@ from stocksyncd.http.ratelimit import RateLimiter
 from stocksyncd.http.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from stocksyncd.redact import redact_url
 
+_UNPARSED: Any = object()
+
 
 @dataclass
 class Response:
@@ -43,11 +45,15 @@ class Response:
     headers: CIMultiDictProxy[str]
     body: bytes
     url: str  # already redacted
+    _parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
 
     def json(self) -> Any:
-        """Parse the body; a broken body is retriable (it is usually a cut-off answer)."""
+        """Parse the body (once); a broken body is retriable (it is usually a cut-off answer)."""
+        if self._parsed is not _UNPARSED:
+            return self._parsed
         try:
-            return orjson.loads(self.body)
+            self._parsed = orjson.loads(self.body)
+            return self._parsed
         except orjson.JSONDecodeError as exc:
             snippet = self.body[:80].decode("utf-8", "replace")
             raise InvalidResponseError(
@@ -168,14 +174,23 @@ class Transport:
         weight: float = 1.0,
         check: Check | None = None,
         retry: RetryPolicy | None = None,
+        expect_json: bool = False,
     ) -> Response:
-        """Send a request, retrying retriable failures under the shared policy."""
+        """Send a request, retrying retriable failures under the shared policy.
+
+        With ``expect_json`` the body is parsed inside the retried attempt, so a
+        cut-off answer is fetched again instead of failing the caller (only for
+        requests that are safe to repeat).
+        """
 
         async def attempt() -> Response:
-            return await self.send_once(
+            response = await self.send_once(
                 method, path, params=params, json_body=json_body, headers=headers,
                 weight=weight, check=check,
             )
+            if expect_json:
+                response.json()
+            return response
 
         return await call_with_retry(attempt, retry or self.retry, clock=self.clock, rng=self.rng)
 

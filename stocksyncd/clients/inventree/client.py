@@ -93,8 +93,10 @@ class InvenTreeClient:
         self, method: str, path: str, *, params: Mapping[str, str | int | float] | None = None,
         body: Any = None,
     ) -> Any:
+        # Reads are parsed inside the retry, so a cut-off answer is fetched again.
         response = await self.transport.request(
-            method, path, params=params, json_body=body, check=inventree_check
+            method, path, params=params, json_body=body, check=inventree_check,
+            expect_json=method == "GET",
         )
         if response.status == 204 or not response.body:
             return None
