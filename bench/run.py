@@ -1,0 +1,100 @@
+"""Run every benchmark and regenerate docs/benchmarks.md and docs/benchmark-runtime.png.
+
+    python -m bench [--sizes 1000,10000,100000] [--latency 0.05] [--quick]
+
+For each catalogue size (variants, 5% of the stock changed):
+
+1. stocksyncd, MoySklad -> InSales, in its own process against the simulator
+   process: a cold run (full InSales scan, as the hourly job does) and a warm
+   run (index from the state store, another 5% changed);
+2. the sequential reference script, in its own process against fresh
+   simulators holding the same data;
+3. the lower bound from the minimum requests, the latency, the allowed
+   concurrency and the rate budgets (``bench/bound.py``);
+4. the steady state of the every-minute Kak2c -> InSales job.
+
+Plus CPU seconds of pure matching and planning at 100k variants. Raw results
+go to bench/results/*.json. ``--quick`` runs 1k and 10k only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def _child(module: str, *args: str) -> dict[str, Any]:
+    """Run ``python -m module args`` and parse the JSON line it prints last."""
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, check=True,
+                          capture_output=True, text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def with_sims(size: int, latency: float, module: str, *args: str) -> dict[str, Any]:
+    """Start the simulator process for ``size``, run ``module`` against it, stop it."""
+    sims = subprocess.Popen(
+        [sys.executable, "-m", "bench.sims", "--size", str(size), "--latency", str(latency)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert sims.stdout is not None and sims.stdin is not None
+        line = sims.stdout.readline()
+        info = json.loads(line)
+        out = _child(module, line.strip(), *args)
+        out["facts"] = info["facts"]
+        return out
+    finally:
+        if sims.stdin is not None:
+            sims.stdin.close()
+        try:
+            sims.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sims.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--quick", action="store_true", help="1k and 10k only")
+    parser.add_argument("--report-only", action="store_true",
+                        help="regenerate the docs from bench/results/*.json")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.quick:
+        sizes = [s for s in sizes if s <= 10_000]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        started = time.time()
+        for size in sizes:
+            print(f"[{size}] stocksyncd ...", flush=True)
+            daemon = with_sims(size, args.latency, "bench.daemon_run")
+            print(f"[{size}] sequential reference ...", flush=True)
+            reference = with_sims(size, args.latency, "bench.reference")
+            print(f"[{size}] steady state ...", flush=True)
+            steady = _child("bench.steady", str(size))
+            result = {"size": size, "latency": args.latency, "daemon": daemon,
+                      "reference": reference, "steady": steady}
+            (RESULTS / f"size-{size}.json").write_text(json.dumps(result, indent=1))
+        print("cpu: matching and planning ...", flush=True)
+        cpu = _child("bench.cpu", "100000")
+        (RESULTS / "cpu.json").write_text(json.dumps(cpu, indent=1))
+        print(f"done in {time.time() - started:.0f}s", flush=True)
+    from bench.report import write_report
+
+    write_report(RESULTS, ROOT / "docs", argv_text=" ".join(sys.argv[1:] if argv is None
+                                                          else argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
