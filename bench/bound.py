@@ -1,0 +1,63 @@
+"""The lower bound: what no implementation of the MoySklad -> InSales job can beat.
+
+Minimum requests: MoySklad ``ceil(items / 1000)`` product pages plus one stock
+report; InSales ``ceil(products / 250)`` listing pages plus
+``ceil(changed / 100)`` group updates. Reads of both sides may overlap; writes
+need both sides complete (SPEC §2.1), so they come after.
+
+* Latency bound: each phase takes ``ceil(requests / concurrency)`` round
+  trips of ``latency``: MoySklad allows 5 parallel requests; InSales documents
+  no concurrency limit, so we take 4, the daemon's default per shop.
+* Budget bound: MoySklad allows 45 weight units per 3 s (2 per request with a
+  user token today, 5 per stock report); InSales 500 requests per 5 minutes.
+  Spending U units needs at least ``(ceil(U / 45) - 1) * 3`` seconds between
+  the first and the last request, and likewise for InSales.
+
+The bound is the larger of the two.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+MS_PAGE = 1000
+MS_PARALLEL = 5
+MS_UNITS = 45.0
+MS_WINDOW = 3.0
+MS_WEIGHT_TODAY = 2.0  # user token, since May 2026 (what the simulator charges)
+MS_WEIGHT_DAEMON = 4.0  # what stocksyncd budgets (the weight announced for December 2026)
+MS_REPORT = 5.0
+INS_PAGE = 250
+INS_CONCURRENCY = 4
+INS_LIMIT = 500
+INS_WINDOW = 300.0
+BATCH = 100
+
+
+def _span(units: float, limit: float, window: float) -> float:
+    return (math.ceil(units / limit) - 1) * window if units > 0 else 0.0
+
+
+def lower_bound(facts: dict[str, Any], latency: float,
+                ms_weight: float = MS_WEIGHT_TODAY) -> dict[str, Any]:
+    """The bound and its parts for one scenario (``facts`` from bench.scenario)."""
+    ms_pages = max(1, math.ceil(facts["source_items"] / MS_PAGE))
+    ms_requests = ms_pages + 1
+    ins_pages = max(1, math.ceil(facts["products"] / INS_PAGE))
+    batches = math.ceil(facts["changed"] / BATCH)
+    reads = max(math.ceil(ms_requests / MS_PARALLEL),
+                math.ceil(ins_pages / INS_CONCURRENCY)) * latency
+    writes = math.ceil(batches / INS_CONCURRENCY) * latency
+    latency_bound = reads + writes
+    ms_span = _span(ms_pages * ms_weight + MS_REPORT, MS_UNITS, MS_WINDOW)
+    ins_span = _span(ins_pages + batches, INS_LIMIT, INS_WINDOW)
+    budget_bound = max(ms_span + latency + writes, ins_span + latency)
+    return {
+        "requests": {"moysklad": ms_requests, "insales": ins_pages + batches},
+        "latency_bound_s": latency_bound,
+        "budget_bound_s": budget_bound,
+        "bound_s": max(latency_bound, budget_bound),
+        "limited_by": "latency" if latency_bound >= budget_bound else (
+            "MoySklad budget" if ms_span >= ins_span else "InSales budget"),
+    }
