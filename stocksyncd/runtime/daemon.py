@@ -30,7 +30,13 @@ from stocksyncd.redact import register_secrets
 from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
 from stocksyncd.runtime.logs import setup_logging
 from stocksyncd.runtime.resources import IntegrationResources, SharedResources
-from stocksyncd.runtime.scheduler import JobScheduler, JobSpec, job_spec
+from stocksyncd.runtime.scheduler import (
+    JobScheduler,
+    JobSpec,
+    job_spec,
+    period_of,
+    ran_this_period,
+)
 from stocksyncd.runtime.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from stocksyncd.runtime.view import DaemonView, JobInfo
 from stocksyncd.state.api import StateStore
@@ -247,19 +253,28 @@ class Daemon:
         ttl = self._config.daemon.lease_ttl
         lease = self.leases_in_use
         renewer: asyncio.Task[None] | None = None
+        lost = asyncio.Event()
+        me = asyncio.current_task()
+        assert me is not None
         try:
             if lease:
                 if not await state.try_acquire_lease(key, self.replica, ttl):
                     logger.debug("{}: another replica holds the lease; not running", live.name)
                     return
                 self._leases[live.name] = self.replica
-                renewer = asyncio.create_task(self._renew(key, ttl))
+                renewer = asyncio.create_task(self._renew(key, ttl, me, lost))
             try:
+                if lease and trigger == "schedule" and await self._done_this_period(live.name):
+                    return
                 await executor.run(
                     live.obj, trigger=trigger, dry_run=live.cfg.dry_run,
                     deadline=run_deadline(live.cfg, live.cfg.type),
                     observer=live.res.counter, run_id=run_id,
                 )
+            except asyncio.CancelledError:
+                # Our own renewer stopped the run (recorded as failed): not a shutdown.
+                if not lost.is_set() or me.uncancel() > 0:
+                    raise
             finally:
                 if renewer is not None:
                     renewer.cancel()
@@ -271,14 +286,51 @@ class Daemon:
 
             logger.error("{}: run could not be recorded: {}", live.name, exc)
 
-    async def _renew(self, key: str, ttl: float) -> None:
+    async def _done_this_period(self, name: str) -> bool:
+        """Another replica (or we) already ran this period's scheduled run (see scheduler)."""
+        spec = self._scheduler.specs.get(name)
+        now = self.clock.now()
+        period = None if spec is None else period_of(spec, self._scheduler.next_run(name), now)
+        if period is None:
+            return False
+        done = ran_this_period(await self.state.recent_runs(name, limit=10), now=now,
+                               period=period)
+        if done is None:
+            return False
+        logger.info("{}: replica {} already ran it this period (run {}); skipping this tick",
+                    name, done.replica or "?", done.run_id)
+        return True
+
+    async def _renew(self, key: str, ttl: float, run: asyncio.Task[None],
+                     lost: asyncio.Event) -> None:
+        """Keep the lease while the run lasts; stop the run once it may have expired.
+
+        The run is cancelled (and recorded as failed) when another replica took
+        the lease, or when no renewal succeeded and the next attempt would come
+        after the lease's expiry: from then on another replica may start the job.
+        """
+        loop = asyncio.get_running_loop()
+        step = ttl / 3
+        expires = loop.time() + ttl
         while True:
-            await asyncio.sleep(ttl / 3)
+            await asyncio.sleep(step)
+            attempt = loop.time()
             try:
-                if not await self.state.renew_lease(key, self.replica, ttl):
-                    logger.warning("lost the lease {} while running", key)
-            except Exception as exc:  # noqa: BLE001 - keep renewing; the run goes on
-                logger.warning("could not renew the lease {}: {}", key, exc)
+                async with asyncio.timeout(step):
+                    kept = await self.state.renew_lease(key, self.replica, ttl)
+                if kept:
+                    expires = attempt + ttl
+                    continue
+                why = "another replica took it over"
+            except Exception as exc:  # noqa: BLE001 - a store outage: retry while it lasts
+                if loop.time() + step < expires:
+                    logger.warning("could not renew the lease {}: {}", key, exc)
+                    continue
+                why = f"could not renew it before its expiry ({exc or type(exc).__name__})"
+            logger.error("lost the lease {} while running: {}; stopping the run", key, why)
+            lost.set()
+            run.cancel(f"lost the lease: {why}")
+            return
 
     async def _heartbeat(self) -> None:
         while True:

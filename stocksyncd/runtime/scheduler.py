@@ -8,7 +8,7 @@ when it shuts down and cannot wait for them, so it must never own a run.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
 from stocksyncd.config import IntegrationBase, effective_every
+from stocksyncd.state.api import RunRecord
 
 # Without an explicit jitter, spread each run by up to 5% of the interval
 # (at most a minute) so integrations on the same host do not line up.
@@ -26,6 +27,12 @@ DEFAULT_JITTER_SHARE = 0.05
 MAX_DEFAULT_JITTER = 60.0
 # Start-up runs are staggered by this much so they do not all hit at once.
 START_STAGGER = 2.0
+# Replicas sharing a PostgreSQL store each fire every job on their own timer. The
+# lease keeps their runs apart but not out of one period, so a scheduled run is
+# skipped when a scheduled run of the same job (on any replica) started within
+# this share of the period and finished ok. With one replica nothing changes: its
+# own previous run started a whole period ago.
+ONCE_PER_PERIOD_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,34 @@ def job_spec(name: str, cfg: IntegrationBase, type_: str) -> JobSpec:
         jitter = 0.0
     return JobSpec(name=name, every=every, cron=cfg.cron, jitter=jitter,
                    run_at_start=cfg.run_at_start)
+
+
+def period_of(spec: JobSpec, next_run: datetime | None, now: datetime) -> float | None:
+    """The length of the period a tick at ``now`` opens: ``every``, or the gap to the next
+    cron tick (already computed when a tick fires); None when unknown."""
+    if spec.every is not None:
+        return spec.every
+    if next_run is None:
+        return None
+    return max(0.0, (next_run - now).total_seconds())
+
+
+def ran_this_period(runs: Iterable[RunRecord], *, now: datetime,
+                    period: float) -> RunRecord | None:
+    """The scheduled run that already did this period's work, if any.
+
+    It is a scheduled run that finished ``ok`` and started less than
+    ``period * ONCE_PER_PERIOD_SHARE`` ago (or in the future: another host's
+    clock ahead of ours). Failed runs and runs that never finished (their replica
+    died) do not count, so their work is done again at the next tick.
+    """
+    window = period * ONCE_PER_PERIOD_SHARE
+    for run in runs:
+        if run.trigger != "schedule" or run.status != "ok":
+            continue
+        if (now - run.started_at).total_seconds() < window:
+            return run
+    return None
 
 
 _DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")

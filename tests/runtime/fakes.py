@@ -42,6 +42,10 @@ class MemoryStore:
         rec.errors = list(result.errors)
         self.results[result.run_id] = result
 
+    async def recent_runs(self, integration: str | None = None, limit: int = 20) -> list[RunRecord]:
+        runs = [r for r in self.runs.values() if integration in (None, r.integration)]
+        return sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
+
     async def try_acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         self.lease_calls.append(("acquire", name, holder))
         current = self.lease_holders.get(name)

@@ -44,7 +44,10 @@ async def _health_input(view: DaemonView, job: JobInfo, limit: int,
         runs=[RunBrief(r.status, r.dry_run, r.finished_at, r.started_at) for r in runs],
         # A live integration's stored success may be a manual dry run; trust only ours.
         stored_last_success=stored if job.dry_run or not runs else None,
-        lease_holder=job.lease_holder or holders.get(job.name),
+        # On a shared store the lease table is the truth; the daemon's own view
+        # of other replicas' leases is only refreshed with its heartbeat.
+        lease_holder=(holders.get(job.name) if view.state.backend == "postgresql"
+                      else job.lease_holder or holders.get(job.name)),
     )
 
 
@@ -52,7 +55,8 @@ async def health(view: DaemonView, now: datetime) -> tuple[HealthReport, list[Le
     """Judge every integration from the shared run history."""
     failures = view.config.daemon.failures_unhealthy
     leases = await view.state.leases()
-    holders = {lease.name: lease.holder for lease in leases}
+    # The daemon names an integration's lease "integration:<name>".
+    holders = {lease.name.removeprefix("integration:"): lease.holder for lease in leases}
     jobs = view.jobs()
     inputs = await asyncio.gather(
         *(_health_input(view, j, max(failures, 10), holders, now) for j in jobs)
