@@ -130,6 +130,9 @@ async def test_killed_leader_is_replaced_within_the_lease_expiry(
             return await survivor.healthz(session)
 
         health = await wait_for(shown, timeout=15, what="the survivor's /healthz")
+        async with session.get(f"http://127.0.0.1:{survivor.port}/") as resp:
+            page = await resp.text()
+    assert f'<td data-label="Lease">{victim.name}</td>' in page
     shown_leases = {lease["name"]: lease["holder"] for lease in health["leases"]}
     assert shown_leases["integration:stock"] == victim.name
     assert health["integrations"]["stock"]["lease_holder"] == victim.name

@@ -167,7 +167,7 @@ def _job_row(job: JobInfo, verdict: JobHealth | None, csrf: str) -> str:
         f'<td data-label="State">{state} {" ".join(flags)}</td>'
         f'<td data-label="Health">{health}{reason}</td>'
         f'<td data-label="Last success">{fmt_dt(verdict.last_success if verdict else None)}</td>'
-        f'<td data-label="Lease">{esc(job.lease_holder)}</td>'
+        f'<td data-label="Lease">{esc(verdict.lease_holder if verdict else job.lease_holder)}</td>'
         f'<td>{action}</td>'
         "</tr>"
     )
