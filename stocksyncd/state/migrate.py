@@ -3,7 +3,8 @@
 They run on a connection of the store's own engine, so they land in the
 schema the URL's search_path names. On PostgreSQL a transaction-scoped
 advisory lock makes replicas that start together migrate one after the other;
-the later ones find the schema at head and do nothing.
+the later ones find the schema at head and do nothing. SQLite gets the same
+effect from ``BEGIN IMMEDIATE``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def head_revision() -> str:
 def _upgrade(connection: Connection, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK_SQL)
+    elif connection.dialect.name == "sqlite":
+        # Take the write lock before reading the version, so a second process
+        # waits (busy_timeout) and then finds the schema at head.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)
