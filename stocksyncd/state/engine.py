@@ -46,7 +46,10 @@ def redact_state_url(url: str) -> str:
         return "<invalid state_url>"
     if parsed.password is None:
         return url
-    return parsed.set(password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) means "unchanged": build the URL anew instead.
+    bare = URL.create(parsed.drivername, username=parsed.username, host=parsed.host,
+                      port=parsed.port, database=parsed.database, query=parsed.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def parse_state_url(url: str) -> EngineSpec:
