@@ -65,14 +65,16 @@ class Pace:
     moysklad: str
     kak2c: str
     mouser: str
+    mouser_per_minute: int  # Mouser allows 30; the fast pace needs more
     churn: float
     poll: float
     start_delay: float
 
 
-NORMAL = Pace(moysklad="30s", kak2c="10s", mouser="5s", churn=3.0, poll=POLL_EVERY,
-              start_delay=1.0)
-FAST = Pace(moysklad="1s", kak2c="1s", mouser="1s", churn=0.5, poll=0.2, start_delay=0.1)
+NORMAL = Pace(moysklad="30s", kak2c="10s", mouser="5s", mouser_per_minute=30, churn=3.0,
+              poll=POLL_EVERY, start_delay=1.0)
+FAST = Pace(moysklad="1s", kak2c="1s", mouser="1s", mouser_per_minute=300, churn=0.5,
+            poll=0.2, start_delay=0.1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +207,7 @@ type = "mouser-inventree"
 every = {_toml(pace.mouser)}
 run_at_start = true
 parts_per_run = 2
+calls_per_minute = {pace.mouser_per_minute}
 calls_per_day = {MOUSER_CALLS_PER_DAY}
 inventree_url = {_toml(inv.url)}
 inventree_token = {_toml(INVENTREE_TOKEN)}
@@ -265,7 +268,7 @@ class Demo:
     async def run(self) -> int:
         """The whole session; the exit code."""
         self._own_signals()
-        world = build_world(self.opts.seed)
+        world = build_world(self.opts.seed, mouser_per_minute=self.opts.pace.mouser_per_minute)
         try:
             await world.start()
             if self.stop_requested.is_set():

@@ -21,9 +21,9 @@ from typing import Any
 
 from stocksyncd.simulators.base import Simulator
 from stocksyncd.simulators.insales import InSalesSimulator
-from stocksyncd.simulators.inventree import DEFAULT_TOKEN, InvenTreeSimulator
+from stocksyncd.simulators.inventree import DEFAULT_CURRENCIES, DEFAULT_TOKEN, InvenTreeSimulator
 from stocksyncd.simulators.kak2c import Kak2cSimulator
-from stocksyncd.simulators.mouser import MouserSimulator
+from stocksyncd.simulators.mouser import CURRENCIES, MouserSimulator
 from stocksyncd.simulators.mouser import catalogue as mouser_catalogue
 from stocksyncd.simulators.moysklad import DEFAULT_STORE, MoySkladSimulator
 
@@ -122,7 +122,8 @@ class DemoWorld:
         ]
 
 
-def build_world(seed: int = 1, *, variants: int = DEFAULT_VARIANTS) -> DemoWorld:
+def build_world(seed: int = 1, *, variants: int = DEFAULT_VARIANTS,
+                mouser_per_minute: int = 30) -> DemoWorld:
     """Create (not start) the five simulators with the demo dataset for ``seed``."""
     rng = random.Random(seed)
 
@@ -152,9 +153,13 @@ def build_world(seed: int = 1, *, variants: int = DEFAULT_VARIANTS) -> DemoWorld
     parts = mouser_catalogue(MOUSER_PARTS, seed=seed)
     pairs = [(p["MouserPartNumber"], p["ManufacturerPartNumber"]) for p in parts
              if p["MouserPartNumber"] != "N/A"][:INVENTREE_MOUSER_PARTS]
-    mouser = MouserSimulator(parts, api_keys={MOUSER_API_KEY}, per_day=MOUSER_CALLS_PER_DAY)
-    inventree = InvenTreeSimulator.small_catalogue(seed, mouser_parts=pairs,
-                                                   token=INVENTREE_TOKEN)
+    mouser = MouserSimulator(parts, api_keys={MOUSER_API_KEY}, per_minute=mouser_per_minute,
+                             per_day=MOUSER_CALLS_PER_DAY)
+    # Mouser quotes some parts in SEK: the demo's InvenTree lists that currency too.
+    inventree = InvenTreeSimulator.small_catalogue(
+        seed, mouser_parts=pairs, token=INVENTREE_TOKEN,
+        currencies=(*DEFAULT_CURRENCIES, *sorted(set(CURRENCIES) - set(DEFAULT_CURRENCIES))),
+    )
 
     world = DemoWorld(
         seed=seed, insales=insales, moysklad=moysklad, kak2c=kak2c, mouser=mouser,

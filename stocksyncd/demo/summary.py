@@ -15,14 +15,15 @@ from stocksyncd.state.api import ChangeRecord, RunRecord, StateStore
 RECENT = 50
 MAX_CHANGES = 5
 MAX_TEXT = 60
+MAX_ERROR = 240
 FINISHED = ("ok", "aborted", "failed")
 
 
-def _short(value: str | None) -> str:
+def _short(value: str | None, limit: int = MAX_TEXT) -> str:
     if value is None or value == "":
         return "(none)"
     text = " ".join(str(value).split())
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _number(value: object) -> object:
@@ -68,14 +69,14 @@ def format_run(record: RunRecord, max_changes: int = MAX_CHANGES) -> list[str]:
     lines = [f"{when}  {record.integration:<17} {record.status:<7} {record.duration_s:5.1f}s"
              f"{dry}  {format_counts(record.counts)}"]
     if record.message:
-        lines.append(f"    {_short(record.message)}")
+        lines.append(f"    {_short(record.message, MAX_ERROR)}")
     if record.conflicts:
         shown = ", ".join(record.conflicts[:max_changes])
         more = f" and {len(record.conflicts) - max_changes} more" \
             if len(record.conflicts) > max_changes else ""
         lines.append(f"    conflicts (not written): {shown}{more}")
     for error in record.errors[:3]:
-        lines.append(f"    error: {_short(error)}")
+        lines.append(f"    error: {_short(error, MAX_ERROR)}")
     for change in record.changes[:max_changes]:
         lines.append(f"    {format_change(change)}")
     total = max(record.changes_total, len(record.changes))
