@@ -16,7 +16,7 @@ from stocksyncd.config import Config, MouserInvenTreeConfig
 from stocksyncd.errors import StockSyncError
 from stocksyncd.http.ratelimit import RateLimiter
 from stocksyncd.http.transport import RequestObserver
-from stocksyncd.integrations.base import RunContext, RunResult
+from stocksyncd.integrations.base import Integration, ReviewActions, RunContext, RunResult
 from stocksyncd.integrations.mouser_inventree import MouserInvenTreeJob, build
 from stocksyncd.simulators.base import Fault
 from stocksyncd.simulators.inventree import DEFAULT_TOKEN, InvenTreeSimulator
@@ -594,6 +594,17 @@ async def test_inventree_refusing_a_write_records_an_error(env: Env) -> None:
     assert await env.cursor() == 20
 
 
+async def test_unreadable_metadata_skips_the_part_with_an_error(env: Env) -> None:
+    env.inv.inject(Fault(status=400, body={"detail": "broken"}, match="/metadata/part/10/"))
+    result = await env.run(env.job())
+    assert result.status == "ok"
+    assert result.counts.skipped_by_reason == {"error": 1}
+    (entry,) = await env.reviews("error")
+    assert entry.part_pk == 10 and "broken" in entry.message
+    assert env.searched() == ["595-LM358DR"]  # the budget went to the next part
+    assert await env.cursor() == 30
+
+
 async def test_dry_run_plans_but_writes_nothing(env: Env) -> None:
     env.mouser.set_lifecycle("595-NE555P", "Obsolete")
     env.inv.add_price_break(1, 1, Decimal("0.60"))
@@ -613,8 +624,10 @@ async def test_dry_run_plans_but_writes_nothing(env: Env) -> None:
 async def test_build_shares_the_mouser_limiter_and_uses_the_proxy(env: Env) -> None:
     res = Res(env.session, env.clock)
     cfg = env.cfg(proxy="http://proxy.example:3128")
-    build("a", cfg, Config(), res)
-    build("b", cfg, Config(), res)
+    job: Integration = build("a", cfg, Config(), res)
+    actions: ReviewActions = build("b", cfg, Config(), res)
+    assert (job.name, job.type) == ("a", "mouser-inventree")
+    assert callable(actions.create_supplier_part)
     assert list(res.limiters) == ["mouser"]
     assert ("mouser", "http://proxy.example:3128") in res.sessions
     assert ("inventree:a", None) in res.sessions and ("inventree:b", None) in res.sessions

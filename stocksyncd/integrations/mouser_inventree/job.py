@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from loguru import logger
+
 from stocksyncd.clients.inventree import (
     LONG_LINK_API_VERSION,
     InvenTreeClient,
@@ -187,7 +189,7 @@ class MouserInvenTreeJob:
                 break
             part = parts[pk]
             result.counts.source += 1
-            reason = await self._inventree(self._exclusion(part))
+            reason = await self._checked_exclusion(part, result, book)
             if reason is None:
                 done += 1
                 if not await self._one_part(ctx, result, quota, book, part):
@@ -285,6 +287,21 @@ class MouserInvenTreeJob:
 
     async def _candidates(self) -> dict[int, Part]:
         return {p.pk: p async for p in self.inventree.iter_parts(active=True, purchaseable=True)}
+
+    async def _checked_exclusion(self, part: Part, result: RunResult,
+                                 book: ReviewBook) -> str | None:
+        """The exclusion reason; a part whose data InvenTree cannot give is skipped as "error"."""
+        try:
+            return await self._exclusion(part)
+        except (AuthError, RetriableError) as exc:
+            raise _RunFailure(f"InvenTree: {exc}") from exc
+        except NotFoundError:
+            return "gone"  # deleted while we looked
+        except (ApiError, PayloadError) as exc:
+            message = f"InvenTree could not tell whether the part is excluded: {exc}"
+            result.errors.append(f"part {part.pk} {part.name!r}: {message}")
+            await book.set_state(part.pk, part.name, [("error", message, {})])
+            return "error"
 
     async def _exclusion(self, part: Part) -> str | None:
         info = _to_part_info(part)
@@ -492,4 +509,7 @@ class MouserInvenTreeJob:
             await self._sync_supplier_part(part_pk, part_name, sp, run, _Outcome())
         except (QuotaExhaustedError, _MouserDown, _PartProblem, _RunFailure) as exc:
             return f"; prices and lifecycle follow with the next sync ({exc})"
+        for c in result.changes:  # not part of a run, so the log is the audit trail
+            logger.info("{}: supplier part {} {}: {} -> {}", self.name, c.ref, c.field, c.old,
+                        c.new)
         return "; prices and lifecycle filled in from Mouser"
