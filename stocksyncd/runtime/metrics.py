@@ -88,6 +88,9 @@ class Metrics:
             if n > 0:
                 self.skipped.labels(name, reason).inc(n)
         self.conflicts.labels(name).set(len(result.conflicts))
+        quota_left = result.details.get("mouser_quota_left")
+        if isinstance(quota_left, int):
+            self.set_quota_left(name, quota_left)
         finished = (result.started_at.timestamp() + result.duration_s
                     if result.started_at is not None else time.time())
         self.last_run.labels(name).set(finished)
