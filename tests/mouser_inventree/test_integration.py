@@ -631,3 +631,14 @@ async def test_build_shares_the_mouser_limiter_and_uses_the_proxy(env: Env) -> N
     assert list(res.limiters) == ["mouser"]
     assert ("mouser", "http://proxy.example:3128") in res.sessions
     assert ("inventree:a", None) in res.sessions and ("inventree:b", None) in res.sessions
+
+
+async def test_quota_left_reaches_the_metric(env: Env) -> None:
+    from stocksyncd.runtime.metrics import Metrics
+
+    result = await env.run(env.job(calls_per_day=50))
+    metrics = Metrics()
+    metrics.record_run(result)
+    value = metrics.registry.get_sample_value("stocksyncd_mouser_quota_left",
+                                              {"integration": NAME})
+    assert value == 49
