@@ -524,9 +524,12 @@ async def test_too_many_requests_stops_calls_and_keeps_the_cursor(env: Env) -> N
     assert result.details["mouser_quota_left"] == 0
     assert await env.reviews("error") == []
 
+    walked = len(env.inv.requests)
     again = await env.run(job)  # the store knows the day is gone: no call at all
     assert again.status == "aborted"
+    assert "2026-01-02 00:00 UTC" in again.message
     assert len(env.mouser.requests) == calls + 1
+    assert len(env.inv.requests) == walked
 
     env.clock.advance(86400)
     after = await env.run(job)
@@ -550,7 +553,7 @@ async def test_daily_quota_survives_a_restart(env: Env) -> None:
     job = env.job(calls_per_day=3)
     result = await env.run(job)
     assert result.status == "aborted"
-    assert "resets" in result.message
+    assert "reset at 2026-01-02 00:00 UTC" in result.message
     assert len(env.mouser.requests) == 3
     assert await env.cursor() == 70
     assert result.details["mouser_quota_left"] == 0

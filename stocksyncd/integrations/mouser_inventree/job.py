@@ -173,6 +173,13 @@ class MouserInvenTreeJob:
 
     async def _run(self, ctx: RunContext, result: RunResult, quota: MouserQuota,
                    book: ReviewBook) -> None:
+        if await quota.left_today() <= 0:
+            # Known to be used up: do not walk InvenTree just to find that out again.
+            result.status = "aborted"
+            result.message = (f"Mouser call quota used up; the next part is synced after "
+                              f"the reset at {_iso(quota.day_resets_at())}")
+            result.details["quota_resets_at"] = quota.day_resets_at()
+            return
         self.inventree.clear_cache()
         await self._inventree(self._check_supplier())
         parts = await self._inventree(self._candidates())
