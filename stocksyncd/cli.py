@@ -131,7 +131,7 @@ async def _sync(config: Config, name: str, dry_run: bool) -> RunResult:
 
     cfg = config.integrations[name]
     state = await open_store(config.daemon.state_url)
-    resources = SharedResources()
+    resources = SharedResources(state=state)
     integration = None
     try:
         res = resources.for_integration(name)

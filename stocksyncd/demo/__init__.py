@@ -303,7 +303,12 @@ class Demo:
         code = EXIT_FAILED
         try:
             if not await self._wait_for_web(serve):
-                return EXIT_FAILED  # the daemon logged why
+                # Either stopped by a signal while starting, or it could not start (logged).
+                stopped = serve.done() and not serve.cancelled() and serve.exception() is None
+                if stopped and serve.result() == 0:
+                    self.say("Stopped.")
+                    return EXIT_OK
+                return EXIT_FAILED
             # A store of our own: it outlives the daemon's, for the runs of the drain.
             store = await open_store(state_url)
             self._banner(world, config_path, state_url)

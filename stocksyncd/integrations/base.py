@@ -140,6 +140,8 @@ class Resources(Protocol):
 
     clock: Clock
     observer: RequestObserver | None
+    # The state store, for actions that happen outside a run (review page buttons).
+    state: StateStore | None
 
     def session(self, upstream: str, *, limit_per_host: int = 10,
                 proxy: str | None = None) -> aiohttp.ClientSession:

@@ -439,7 +439,8 @@ class Daemon:
             self._state = await self._state_factory(config.daemon.state_url, clock=self.clock)
         except Exception as exc:
             raise StartupError(f"daemon.state_url: cannot open the state store: {exc}") from exc
-        self._resources = SharedResources(clock=self.clock, observer=self.metrics)
+        self._resources = SharedResources(clock=self.clock, observer=self.metrics,
+                                          state=self._state)
         self._executor = Executor(
             state=self._state, clock=self.clock, replica=self.replica,
             metrics=self.metrics, debug_dir=config.daemon.debug_dir,

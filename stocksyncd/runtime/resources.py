@@ -21,6 +21,7 @@ from stocksyncd import __version__
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.http.ratelimit import RateLimiter
 from stocksyncd.http.transport import ExchangeRecord, RequestObserver
+from stocksyncd.state.api import StateStore
 
 USER_AGENT = f"stocksyncd/{__version__}"
 
@@ -80,8 +81,10 @@ class SharedResources:
         clock: Clock = SYSTEM_CLOCK,
         observer: RequestObserver | None = None,
         user_agent: str = USER_AGENT,
+        state: StateStore | None = None,
     ) -> None:
         self.clock = clock
+        self.state = state
         self.observer = observer
         self.user_agent = user_agent
         self._sessions: dict[SessionKey, aiohttp.ClientSession] = {}
@@ -155,6 +158,7 @@ class IntegrationResources:
         self.name = name
         self.token = token
         self.clock: Clock = shared.clock
+        self.state: StateStore | None = shared.state
         self.counter = IntegrationObserver(shared.observer)
         self.observer: RequestObserver | None = self.counter
 

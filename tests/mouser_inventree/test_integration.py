@@ -22,6 +22,7 @@ from stocksyncd.simulators.base import Fault
 from stocksyncd.simulators.inventree import DEFAULT_TOKEN, InvenTreeSimulator
 from stocksyncd.simulators.mouser import MouserSimulator, make_part
 from stocksyncd.state import SqlStateStore, open_store
+from stocksyncd.state.api import StateStore
 
 KEY = "00000000-test-key-0000-000000000000"
 NAME = "parts"
@@ -32,9 +33,11 @@ USD = [(1, Decimal("0.54")), (10, Decimal("0.39")), (100, Decimal("0.27"))]
 class Res:
     """The runtime's ``Resources`` for one test: one session, shared limiters."""
 
-    def __init__(self, session: aiohttp.ClientSession, clock: FakeClock) -> None:
+    def __init__(self, session: aiohttp.ClientSession, clock: FakeClock,
+                 state: StateStore | None = None) -> None:
         self._session = session
         self.clock: Clock = clock
+        self.state = state
         self.observer: RequestObserver | None = None
         self.limiters: dict[str, RateLimiter] = {}
         self.sessions: list[tuple[str, str | None]] = []
@@ -130,7 +133,8 @@ class Env:
         return MouserInvenTreeConfig(**values)
 
     def job(self, **overrides: Any) -> MouserInvenTreeJob:
-        return build(NAME, self.cfg(**overrides), Config(), Res(self.session, self.clock))
+        return build(NAME, self.cfg(**overrides), Config(),
+                     Res(self.session, self.clock, self.store))
 
     async def run(self, job: MouserInvenTreeJob, *, dry_run: bool = False) -> RunResult:
         assert self.store is not None
@@ -436,16 +440,24 @@ async def test_create_refuses_a_sku_that_exists(env: Env) -> None:
         await job.create_supplier_part(entry.id + 100, 0)
 
 
-async def test_create_works_after_a_restart(env: Env) -> None:
+async def test_create_works_after_a_restart_before_the_first_run(env: Env) -> None:
     await env.set_cursor(60)
     await env.run(env.job())
     (entry,) = await env.reviews("hits")
     assert entry.id is not None
+    # A new job object (the daemon restarted) gets the store from the runtime.
     fresh = env.job()
-    with pytest.raises(StockSyncError, match="not run yet"):
-        await fresh.create_supplier_part(entry.id, 0)
-    fresh.state = env.store
     assert "512-BC547A" in await fresh.create_supplier_part(entry.id, 0)
+
+
+async def test_create_without_a_state_store_says_why(env: Env) -> None:
+    await env.set_cursor(60)
+    await env.run(env.job())
+    (entry,) = await env.reviews("hits")
+    assert entry.id is not None
+    orphan = build(NAME, env.cfg(), Config(), Res(env.session, env.clock))
+    with pytest.raises(StockSyncError, match="not run yet"):
+        await orphan.create_supplier_part(entry.id, 0)
 
 
 # -- garbage and quotas -------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def build(name: str, cfg: MouserInvenTreeConfig, config: Config,
         mouser=MouserClient(mouser, cfg.mouser_api_key.get_secret_value(),
                             packaging_labels=cfg.packaging_labels),
         clock=res.clock,
-        state=getattr(res, "state", None),
+        state=res.state,
     )
 
 
