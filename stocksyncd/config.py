@@ -90,6 +90,8 @@ class DaemonConfig(Strict):
     replica: str = Field(default_factory=socket.gethostname)
     lease_ttl: Duration = 60.0
     failures_unhealthy: int = Field(default=3, ge=1)
+    # Run history kept per integration (with its audited changes); 0 keeps everything.
+    keep_runs: int = Field(default=20000, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from stocksyncd.runtime.metrics import Metrics
 
 HEARTBEAT_EVERY = 15.0
+PRUNE_EVERY_BEATS = 240  # once an hour, and once at start
 CANCELLED_AT_SHUTDOWN = "cancelled at shutdown"
 
 
@@ -263,6 +264,13 @@ class Daemon:
                     return
                 self._leases[live.name] = self.replica
                 renewer = asyncio.create_task(self._renew(key, ttl, me, lost))
+                # Holding the lease means no other replica runs this integration: any run
+                # of it still marked "running" elsewhere belongs to a replica that died.
+                await state.abandon_runs(
+                    integration=live.name, except_replica=self.replica,
+                    finished_at=self.clock.now(),
+                    message="abandoned: its replica stopped and lost the lease",
+                )
             try:
                 if lease and trigger == "schedule" and await self._done_this_period(live.name):
                     return
@@ -333,7 +341,17 @@ class Daemon:
             return
 
     async def _heartbeat(self) -> None:
+        beats = 0
         while True:
+            keep = self._config.daemon.keep_runs
+            if keep and beats % PRUNE_EVERY_BEATS == 0:
+                try:
+                    pruned = await self.state.prune_runs(keep_per_integration=keep)
+                    if pruned:
+                        logger.info("deleted {} old run(s) beyond daemon.keep_runs", pruned)
+                except Exception as exc:  # noqa: BLE001 - pruning can wait for the next hour
+                    logger.warning("could not delete old runs: {}", exc)
+            beats += 1
             try:
                 await self.state.heartbeat(
                     self.replica, started_at=self.started_at, version=__version__,
@@ -439,6 +457,13 @@ class Daemon:
             self._state = await self._state_factory(config.daemon.state_url, clock=self.clock)
         except Exception as exc:
             raise StartupError(f"daemon.state_url: cannot open the state store: {exc}") from exc
+        # Runs this replica left "running" were cut off by a crash or a kill.
+        stale = await self._state.abandon_runs(
+            replica=self.replica, finished_at=self.clock.now(),
+            message="interrupted: the daemon stopped before the run finished",
+        )
+        if stale:
+            logger.warning("closed {} run(s) left unfinished by the previous start", stale)
         self._resources = SharedResources(clock=self.clock, observer=self.metrics,
                                           state=self._state)
         self._executor = Executor(

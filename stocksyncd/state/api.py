@@ -124,6 +124,16 @@ class StateStore(Protocol):
         """When the integration last finished with status ``ok``."""
         ...
 
+    async def abandon_runs(self, *, message: str, finished_at: datetime,
+                           replica: str | None = None, integration: str | None = None,
+                           except_replica: str | None = None) -> int:
+        """Close runs still marked ``running`` whose process is gone, as ``failed``.
+
+        Filters: runs of ``replica``, of ``integration``, not of ``except_replica``.
+        Returns how many runs were closed.
+        """
+        ...
+
     async def prune_runs(self, *, keep_per_integration: int) -> int:
         """Delete the oldest runs beyond the limit; returns how many were deleted."""
         ...

@@ -160,6 +160,23 @@ class SqlStateStore:
         # max() over a TypeDecorator column loses the type on some backends.
         return _as_utc(value)
 
+    async def abandon_runs(self, *, message: str, finished_at: datetime,
+                           replica: str | None = None, integration: str | None = None,
+                           except_replica: str | None = None) -> int:
+        """Close runs still marked ``running`` whose process is gone, as ``failed``."""
+        where = [t.runs.c.status == "running"]
+        if replica is not None:
+            where.append(t.runs.c.replica == replica)
+        if integration is not None:
+            where.append(t.runs.c.integration == integration)
+        if except_replica is not None:
+            where.append(t.runs.c.replica != except_replica)
+        async with self._tx() as conn:
+            closed = await conn.execute(t.runs.update().where(*where).values(
+                status="failed", finished_at=finished_at, message=message, errors=[message],
+            ))
+        return int(closed.rowcount)
+
     async def prune_runs(self, *, keep_per_integration: int) -> int:
         """Delete the oldest runs beyond the limit; returns how many were deleted."""
         keep = max(0, keep_per_integration)

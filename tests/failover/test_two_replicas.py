@@ -163,9 +163,11 @@ async def test_killed_leader_is_replaced_within_the_lease_expiry(
 
     stats = await control("GET", "/stats")
     stock = await runs_of(store, "stock")
-    # The killed run never finished; the survivor wrote only what it had not written.
-    killed = [r for r in stock if r.replica == victim.name and r.status == "running"]
+    # The killed run never finished: the survivor closed it when it took the lease,
+    # and wrote only what it had not written.
+    killed = [r for r in stock if r.replica == victim.name and r.status != "ok"]
     assert len(killed) == 1
+    assert killed[0].status == "failed" and "lost the lease" in killed[0].message
     assert run.counts["written"] == sims["variants"] - 100
     assert_written_once(stats, sims["variants"])
     assert stats["write_requests"] == 2  # the held one never reached the shop
@@ -173,7 +175,7 @@ async def test_killed_leader_is_replaced_within_the_lease_expiry(
     # with its replica is the only one that may be asked about again.
     parts = await runs_of(store, "parts")
     searches = list(stats["mouser_searches"])
-    if any(r.replica == victim.name and r.status == "running" for r in parts):
+    if any(r.replica == victim.name and "lost the lease" in r.message for r in parts):
         repeats = [i for i in range(1, len(searches)) if searches[i] == searches[i - 1]]
         assert len(repeats) <= 1, searches
         for i in reversed(repeats):

@@ -25,6 +25,7 @@ class MemoryStore:
         self.lease_holders: dict[str, str] = {}
         self.lease_calls: list[tuple[str, str, str]] = []
         self.heartbeats = 0
+        self.pruned_to: int | None = None
         self.closed = False
 
     async def close(self) -> None:
@@ -45,6 +46,23 @@ class MemoryStore:
     async def recent_runs(self, integration: str | None = None, limit: int = 20) -> list[RunRecord]:
         runs = [r for r in self.runs.values() if integration in (None, r.integration)]
         return sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
+
+    async def abandon_runs(self, *, message: str, finished_at: datetime,
+                           replica: str | None = None, integration: str | None = None,
+                           except_replica: str | None = None) -> int:
+        closed = 0
+        for rec in self.runs.values():
+            if rec.status != "running" or replica not in (None, rec.replica):
+                continue
+            if integration not in (None, rec.integration) or rec.replica == except_replica:
+                continue
+            rec.status, rec.finished_at, rec.message = "failed", finished_at, message
+            closed += 1
+        return closed
+
+    async def prune_runs(self, *, keep_per_integration: int) -> int:
+        self.pruned_to = keep_per_integration
+        return 0
 
     async def try_acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         self.lease_calls.append(("acquire", name, holder))

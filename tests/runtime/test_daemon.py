@@ -269,3 +269,43 @@ async def test_build_failure_keeps_the_others(tmp_path: Path) -> None:
     assert jobs["bad"].extra["error"] == "mouser_supplier 3 is not a supplier"
     assert jobs["bad"].next_run is None and jobs["a"].next_run is not None
     await h.daemon.stop()
+
+
+async def test_start_closes_runs_this_replica_left_unfinished(tmp_path: Path) -> None:
+    h = Harness(write_config(tmp_path / "c.toml", integration("a")))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    await h.store.start_run(run_id="old", integration="a", trigger="schedule", dry_run=False,
+                            replica="r1", started_at=t0)
+    await h.store.start_run(run_id="elsewhere", integration="a", trigger="schedule",
+                            dry_run=False, replica="r2", started_at=t0)
+    await h.daemon.start()
+    assert h.store.runs["old"].status == "failed"
+    assert "interrupted" in h.store.runs["old"].message
+    assert h.store.runs["elsewhere"].status == "running"  # another replica's business
+    await h.daemon.stop()
+
+
+async def test_taking_the_lease_closes_a_dead_replicas_run(tmp_path: Path) -> None:
+    h = Harness(write_config(tmp_path / "c.toml", integration("a")), backend="postgresql")
+    await h.store.start_run(run_id="dead", integration="a", trigger="schedule", dry_run=False,
+                            replica="r2", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    await h.daemon.start()
+    h.daemon._due("a")
+    await h.wait_idle()
+    assert h.store.runs["dead"].status == "failed"
+    assert "lost the lease" in h.store.runs["dead"].message
+    await h.daemon.stop()
+
+
+async def test_old_runs_are_pruned_to_keep_runs(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    write_config(path, integration("a"))
+    path.write_text(path.read_text().replace("[daemon]\n", "[daemon]\nkeep_runs = 7\n", 1))
+    h = Harness(path)
+    await h.daemon.start()
+    for _ in range(100):  # the heartbeat task prunes first thing
+        if h.store.pruned_to is not None:
+            break
+        await asyncio.sleep(0)
+    assert h.store.pruned_to == 7
+    await h.daemon.stop()

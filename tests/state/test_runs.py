@@ -158,3 +158,24 @@ async def test_reopened_store_keeps_its_data(open_state: OpenStore) -> None:
     run = await second.get_run("r1")
     assert run is not None and run.changes_total == 2
     assert await second.get_value("cursor", "parts") == {"next": 42}
+
+
+async def test_abandon_runs_closes_only_the_matching_running_runs(store: SqlStateStore) -> None:
+    for run_id, integration, replica in [("a1", "a", "r1"), ("a2", "a", "r2"),
+                                         ("b1", "b", "r1")]:
+        await store.start_run(run_id=run_id, integration=integration, trigger="schedule",
+                              dry_run=False, replica=replica, started_at=T0)
+    await _run(store, "done", "a", T0 - timedelta(hours=1))  # finished: never touched
+
+    closed = await store.abandon_runs(integration="a", except_replica="r2",
+                                      finished_at=T0 + timedelta(minutes=1), message="gone")
+    assert closed == 1
+    a1 = await store.get_run("a1")
+    assert a1 is not None and a1.status == "failed" and a1.errors == ["gone"]
+    assert a1.finished_at == T0 + timedelta(minutes=1)
+    assert (await store.get_run("a2")).status == "running"  # type: ignore[union-attr]
+
+    assert await store.abandon_runs(replica="r1", finished_at=T0, message="restart") == 1
+    assert (await store.get_run("b1")).status == "failed"  # type: ignore[union-attr]
+    assert (await store.get_run("done")).status == "ok"  # type: ignore[union-attr]
+    assert await store.abandon_runs(replica="r1", finished_at=T0, message="again") == 0
