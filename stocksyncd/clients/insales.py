@@ -96,6 +96,7 @@ class GroupUpdateResult:
     ok: list[int]
     failed: dict[int, str]  # variant id -> reason
     body: Any = None
+    server_time: str | None = None  # the answer's Date header, ISO 8601 (InSales' clock)
 
 
 def _number(raw: object) -> float | None:
@@ -293,4 +294,6 @@ class InSalesClient:
         except InvalidResponseError:
             # The write happened (2xx); an unreadable confirmation is not a failure.
             answer = None
-        return parse_group_update(answer, [w.id for w in writes])
+        result = parse_group_update(answer, [w.id for w in writes])
+        result.server_time = _server_time(response.headers.get("Date"))
+        return result

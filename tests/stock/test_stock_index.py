@@ -81,3 +81,27 @@ def test_record_writes_and_round_trip() -> None:
 ])
 def test_damaged_stored_index_means_full_scan(stored: object) -> None:
     assert InSalesIndex.from_json(stored) is None
+
+
+def test_watermark_is_the_scan_start_not_the_newest_updated_at() -> None:
+    index = InSalesIndex()
+    index.merge(ScanResult({10: product(10, "2026-01-01T00:09:00.000+00:00")}, 1, [],
+                           server_time="2026-01-01T00:05:00.000+00:00"))
+    # A product stamped after the scan began (changed during the scan) does not move it.
+    assert index.watermark == "2026-01-01T00:05:00.000+00:00"
+    assert index.since(60) == "2026-01-01T00:04:00.000+00:00"
+
+
+def test_writes_move_the_next_window_past_them() -> None:
+    index = InSalesIndex(watermark="2026-01-01T00:05:00.000+00:00")
+    index.mark_written(None)  # no Date on the answers: our writes are read back
+    assert index.since(60) == "2026-01-01T00:04:00.000+00:00"
+    index.mark_written("2026-01-01T00:05:07.000+00:00")
+    index.mark_written("2026-01-01T00:05:03.000+00:00")  # an earlier answer never moves it back
+    assert index.written_until == "2026-01-01T00:05:08.000+00:00"
+    assert index.since(60) == "2026-01-01T00:05:08.000+00:00"
+    # Much later, the overlap before a newer scan decides again.
+    index.merge(ScanResult({}, 1, [], server_time="2026-01-01T00:10:00.000+00:00"))
+    assert index.since(60) == "2026-01-01T00:09:00.000+00:00"
+    restored = InSalesIndex.from_json(index.to_json())
+    assert restored is not None and restored.written_until == index.written_until

@@ -272,3 +272,73 @@ async def test_garbage_in_the_shop_is_reported_not_fatal(
     assert result.status == "ok" and result.counts.written == 2
     assert result.details["insales_problems_total"] == 1
     assert "non-numeric" in result.details["insales_problems"][0]
+
+
+def reads(sim: InSalesSimulator) -> int:
+    return sim.count("GET", "products")
+
+
+async def test_quiet_warm_shop_costs_exactly_one_read_per_run(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    sim.catalogue(3000, seed=5)
+    clock.advance(86400)
+    integration = make_integration(source_from_shop(sim))
+    first = await integration.run(make_ctx())
+    assert first.details["index_mode"] == "full" and first.counts.written == 0
+    for n in range(5):
+        clock.advance(60)
+        before = len(sim.requests)
+        result = await integration.run(make_ctx(run_id=f"q{n}"))
+        assert result.status == "ok" and result.details["index_mode"] == "incremental"
+        assert len(sim.requests) - before == 1 and result.requests["insales"] == 1
+        assert result.details["index_products_read"] == 0
+
+
+async def test_after_writing_many_variants_the_next_run_costs_one_read(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    sim.catalogue(3000, seed=6)
+    clock.advance(86400)
+    source = source_from_shop(sim)
+    integration = make_integration(source, zero_guard=1.0)
+    await integration.run(make_ctx())
+    clock.advance(60)
+    # 1500 variants on several hundred products change: far more than one page.
+    source.items = [SourceItem(i.key, (i.quantity or 0) + 1 if n % 2 else i.quantity, i.ref)
+                    for n, i in enumerate(source.items)]
+    wrote = await integration.run(make_ctx(run_id="w"))
+    assert wrote.status == "ok" and wrote.counts.written > 1000
+    written_products = {sim._variant_product[int(c.ref)] for c in wrote.changes}
+    assert len(written_products) > 500
+    for n in range(3):
+        clock.advance(60)
+        before = reads(sim)
+        after = await integration.run(make_ctx(run_id=f"a{n}"))
+        assert after.status == "ok" and after.counts.changed == 0
+        assert reads(sim) - before == 1 and after.requests["insales"] == 1
+
+
+async def test_a_change_made_in_the_shop_after_our_writes_is_seen(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    pid = sim.add_product([{"barcode": "111", "quantity": 5}, {"barcode": "222", "quantity": 5}])
+    v1, v2 = (v["id"] for v in sim.products[pid]["variants"])
+    clock.advance(3600)
+    source = ListSource([SourceItem("111", 5, "a"), SourceItem("222", 5, "b")])
+    integration = make_integration(source)
+    await integration.run(make_ctx())
+    clock.advance(60)
+    set_source(source, "111", 8)
+    assert (await integration.run(make_ctx(run_id="w"))).counts.written == 1
+    clock.advance(2)  # someone edits the shop two seconds after our write
+    sim.set_quantity(v1, 3)
+    sim.set_quantity(v2, 1)
+    clock.advance(58)
+    result = await integration.run(make_ctx(run_id="r"))
+    assert result.details["index_mode"] == "incremental"
+    assert result.counts.written == 2
+    assert sim.variant(v1)["quantity"] == 8 and sim.variant(v2)["quantity"] == 5

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from stocksyncd.clients.insales import MAX_GROUP_UPDATE, InSalesClient, VariantWrite
 from stocksyncd.errors import ApiError
+from stocksyncd.integrations.stock.index import latest
 from stocksyncd.integrations.stock.plan import PlannedWrite
 
 
@@ -19,6 +20,7 @@ class ApplyOutcome:
     failed: dict[int, str] = field(default_factory=dict)  # variant id -> reason
     errors: list[str] = field(default_factory=list)
     batches: int = 0
+    server_time: str | None = None  # the latest Date among the answers to accepted batches
 
 
 def batches(
@@ -59,6 +61,8 @@ async def apply_writes(
                 for w in chunk:
                     outcome.failed[w.variant_id] = str(exc)
                 return
+        if result.server_time:
+            outcome.server_time = latest([result.server_time], outcome.server_time)
         accepted = set(result.ok)
         for w in chunk:
             if w.variant_id in accepted:

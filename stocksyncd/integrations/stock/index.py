@@ -1,26 +1,44 @@
 """The InSales variant index: every product's variants, kept between runs.
 
 A full scan reads the whole shop; between full scans only products changed
-since the last seen ``updated_at`` are read (``updated_since`` + ``from_id``
-cursor), so a warm run costs about one request.
+since the previous scan are read (``updated_since`` + ``from_id`` cursor), so
+a warm run costs about one request.
 
 Edge cases, and how they are handled:
 
-* The window's start comes from InSales' clock (products' ``updated_at`` and
-  the Date header of the scan's first answer), never from ours, so clock skew
-  between us and InSales does not shift it. It still starts ``overlap``
-  seconds early, to catch changes that committed late with an earlier
-  timestamp.
+* The window's start comes from InSales' clock, never from ours, so clock
+  skew between us and InSales does not shift it: the watermark is the Date
+  header of the previous scan's first answer (every change committed before
+  that moment is in the scan), not the newest ``updated_at`` seen.
+* The window starts ``overlap`` seconds (60 s by default) before that
+  watermark, to catch a change stamped just before the scan began but
+  committed after it: InSales aborts requests that run longer than 50 s
+  (504), so a save is visible at most about 50 s after its timestamp.
+* Our own writes bump ``updated_at``. Reading them back would cost about one
+  page per 250 written products every run, while the figures we wrote are
+  already in the index (``record_writes``). So after a run that wrote, the
+  window of the next scans starts no earlier than the end of the second of
+  the last write's answer (``written_until``: its Date header, truncated to
+  the second, plus one second), which lies after every one of our writes.
+  The price: a change made by someone else in InSales between our scan and
+  the end of our writes (usually a few seconds; longer when the source is
+  slow to read) is not seen by the incremental scans; the next full refresh
+  (``full_refresh``, hourly by default) picks it up. The source stays
+  authoritative for quantities, so at worst a figure edited by hand in those
+  seconds is corrected an hour later; a key (sku/barcode) changed in those
+  seconds matches an hour later. Any write InSales refuses marks the index
+  stale, which forces a full re-read on the next run.
 * A changed product is replaced as a whole, so a variant that changed its
   sku/barcode, or was removed from a product that still exists, is current
   after the next incremental scan.
 * Deleted products do not appear in an incremental scan: they stay in the
   index until the next full refresh (``full_refresh``), or the next run after
   a write to one of their variants was refused (that marks the index stale).
-* Our own writes bump ``updated_at``: those products come back in the next
-  incremental scan, which also confirms what we wrote.
 * Changes inside InSales that do not bump the product's ``updated_at`` are
   caught by the next full refresh at the latest.
+* Without a Date header (a proxy that drops it) the watermark falls back to
+  the newest ``updated_at`` seen, and without one on the write answers our
+  writes are simply read back: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -36,7 +54,7 @@ from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
 
 INDEX_SCOPE = "insales-index"
 INDEX_VERSION = 1
-DEFAULT_OVERLAP = 120.0
+DEFAULT_OVERLAP = 60.0  # InSales' 50 s request limit, plus slack (see above)
 # Before any product: a full scan is a cursor scan from the beginning of time,
 # which unlike page numbers neither skips nor repeats products changed mid-scan.
 EPOCH = "1970-01-01T00:00:00.000+00:00"
@@ -76,6 +94,19 @@ def window_start(watermark: str, overlap: float) -> str | None:
     if dt is None:
         return None
     return (dt - timedelta(seconds=overlap)).isoformat(timespec="milliseconds")
+
+
+def after_second(server_time: str) -> str | None:
+    """The first instant after the whole second ``server_time`` (a Date header) names.
+
+    A Date header is truncated to the second, so the answer was sent before
+    this instant, and so was every change the request made.
+    """
+    dt = _parse(server_time)
+    if dt is None:
+        return None
+    whole = dt.replace(microsecond=0)
+    return (whole + timedelta(seconds=1)).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -125,12 +156,13 @@ async def scan_products(
 
 @dataclass
 class InSalesIndex:
-    """Products by id, the newest ``updated_at`` seen, and when the last full scan ran."""
+    """Products by id, where the next incremental scan starts, when the last full scan ran."""
 
     products: dict[int, Product] = field(default_factory=dict)
-    watermark: str | None = None  # InSales' clock
+    watermark: str | None = None  # InSales' clock: when the last scan began
     full_at: float | None = None  # our wall clock (epoch seconds)
     stale: bool = False  # force a full scan next time
+    written_until: str | None = None  # InSales' clock: after our last accepted write
 
     def variants(self) -> Iterator[Variant]:
         """Every indexed variant."""
@@ -140,15 +172,43 @@ class InSalesIndex:
     def merge(self, scan: ScanResult) -> None:
         """Replace the scanned products wholesale; move the watermark on.
 
-        The watermark is the newest of: the products' ``updated_at`` and the
-        server's Date when the scan began (every change before that moment is
-        in the scan), both on InSales' clock.
+        The watermark is the server's Date when the scan began: every change
+        committed before that moment is in the scan. Products changed during
+        the scan carry later stamps, and the next window (which starts before
+        the watermark) reads them again, so they are never skipped. Only
+        when the answer had no Date does the newest ``updated_at`` seen stand
+        in for it.
         """
         self.products.update(scan.products)
-        stamps = [p.updated_at for p in scan.products.values()]
-        if scan.server_time:
-            stamps.append(scan.server_time)
-        self.watermark = latest(stamps, self.watermark)
+        if scan.server_time and _parse(scan.server_time) is not None:
+            self.watermark = latest([scan.server_time], self.watermark)
+        else:
+            self.watermark = latest((p.updated_at for p in scan.products.values()),
+                                    self.watermark)
+
+    def since(self, overlap: float) -> str | None:
+        """``updated_since`` for the next incremental scan (None: the watermark is unusable).
+
+        ``overlap`` seconds before the watermark, but never before the end of
+        our last writes (see the module notes for what that trades).
+        """
+        if self.watermark is None:
+            return None
+        start = window_start(self.watermark, overlap)
+        if start is None or self.written_until is None:
+            return start
+        return latest([self.written_until], start)
+
+    def mark_written(self, server_time: str | None) -> None:
+        """After accepted writes: the next scans need not read them back.
+
+        ``server_time`` is the latest Date among the write answers.
+        """
+        if not server_time:
+            return
+        boundary = after_second(server_time)
+        if boundary is not None:
+            self.written_until = latest([boundary], self.written_until)
 
     def record_writes(self, writes: Iterable[tuple[int, int]], field_name: str) -> None:
         """Remember figures InSales accepted, so the next plan compares against them."""
@@ -173,6 +233,7 @@ class InSalesIndex:
             "watermark": self.watermark,
             "full_at": self.full_at,
             "stale": self.stale,
+            "written_until": self.written_until,
             "products": [
                 [p.id, p.updated_at,
                  [[v.id, v.sku, v.barcode, v.quantity,
@@ -196,8 +257,10 @@ class InSalesIndex:
                 )
                 products[int(pid)] = Product(id=int(pid), updated_at=str(updated),
                                              variants=variants)
+            written_until = data.get("written_until")
             return cls(products=products, watermark=data.get("watermark"),
-                       full_at=data.get("full_at"), stale=bool(data.get("stale")))
+                       full_at=data.get("full_at"), stale=bool(data.get("stale")),
+                       written_until=written_until if isinstance(written_until, str) else None)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -250,7 +313,7 @@ async def refresh_index(
     reason = needs_full(index, now, full_every)
     since = None
     if reason is None and index is not None and index.watermark is not None:
-        since = window_start(index.watermark, overlap)
+        since = index.since(overlap)
         if since is None:
             reason = "unreadable watermark"
     if reason is not None or index is None or since is None:

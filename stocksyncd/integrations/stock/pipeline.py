@@ -154,6 +154,9 @@ class StockSyncIntegration:
         result.errors.extend(outcome.errors)
         result.details["batches"] = outcome.batches
         index.record_writes(((w.variant_id, w.new) for w in outcome.written), self.field_name)
+        if outcome.written:
+            # The written figures are in the index now; the next scans start after them.
+            index.mark_written(outcome.server_time)
         if outcome.failed:
             # A refused variant may have been deleted in InSales: rebuild the index next run.
             index.stale = True
