@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 
 from stocksyncd.config import MouserInvenTreeConfig, load_config
-from stocksyncd.demo import FAST, INTEGRATIONS, NORMAL, config_text, main, parse_listen
+from stocksyncd.demo import main
 from stocksyncd.demo.catalogue import DemoWorld, build_world
 from stocksyncd.demo.churn import Churn
+from stocksyncd.demo.options import FAST, INTEGRATIONS, NORMAL, parse_listen
+from stocksyncd.demo.session import config_text
 from stocksyncd.demo.summary import Summary, format_run
 from stocksyncd.simulators.moysklad import DEFAULT_STORE
 from stocksyncd.state import open_store
