@@ -30,7 +30,6 @@ from stocksyncd.errors import (
     TransientError,
 )
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
-from stocksyncd.http.retry import call_with_retry
 from stocksyncd.http.transport import (
     RequestObserver,
     Response,
@@ -214,16 +213,10 @@ class Kak2cClient:
         token: str,
     ) -> tuple[Response, Any]:
         """Send and parse under the retry policy (a cut-off body is retried too)."""
-        transport = self.transport
-
-        async def attempt() -> tuple[Response, Any]:
-            response = await transport.send_once(
-                method, path, params=params, headers=self._headers(token),
-            )
-            return response, response.json()
-
-        return await call_with_retry(attempt, transport.retry, clock=transport.clock,
-                                     rng=transport.rng)
+        response = await self.transport.request(
+            method, path, params=params, headers=self._headers(token), expect_json=True,
+        )
+        return response, response.json()
 
     async def request_json(
         self, method: str, path: str, *, params: Mapping[str, str | int | float] | None = None,
