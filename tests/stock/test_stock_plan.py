@@ -163,3 +163,34 @@ def test_batches_of_at_most_100() -> None:
     sizes = [len(b) for b in batches(writes)]
     assert sizes == [100, 100, 50]
     assert batches([]) == []
+
+
+def test_fast_paths_agree_with_the_decimal_rules() -> None:
+    import random
+
+    rng = random.Random(3)
+    floats = [rng.uniform(-1e6, 1e6) for _ in range(2000)]
+    floats += [0.0, -0.0, 2.9999999999999996, 1e300, -1e-300, 4.6e12, 0.1 + 0.2, 2.0**53 + 2]
+    for x in floats:
+        for policy in ("clamp", "skip"):
+            assert judge_quantity(x, policy) == judge_quantity(repr(x), policy), x
+    for n in [*range(-5, 1030), 10**20, -(10**20)]:
+        for policy in ("clamp", "skip"):
+            assert judge_quantity(n, policy) == judge_quantity(str(n), policy), n
+    assert judge_quantity(True).skip == judge_quantity(False).skip == "non_numeric"
+    for key in ["  A ", "A", "", "   ", "\tB\n"]:
+        assert normalize_key(key) == (key.strip() or None)
+
+
+def test_target_view_normalises_keys_as_the_planner_does() -> None:
+    from stocksyncd.clients.insales import Product, Variant
+    from stocksyncd.integrations.stock.index import InSalesIndex
+    from stocksyncd.integrations.stock.pipeline import target_variants
+
+    variants = (Variant(1, 9, " A ", "111", 3.0, {0: 1.0}), Variant(2, 9, "", None, None),
+                Variant(3, 9, "B", " ", 2.0))
+    index = InSalesIndex(products={9: Product(9, "", variants)})
+    assert [(t.id, t.key, t.current) for t in target_variants(index, "sku", None)] == [
+        (1, "A", 3.0), (2, None, None), (3, "B", 2.0)]
+    assert [(t.id, t.key, t.current) for t in target_variants(index, "barcode", 0)] == [
+        (1, "111", 1.0), (2, None, None), (3, None, None)]

@@ -31,6 +31,8 @@ SKIP_NEGATIVE = "negative"
 
 def normalize_key(raw: object) -> str | None:
     """The text both sides compare, or None when there is no usable key."""
+    if type(raw) is str:  # the common case first: no isinstance chain
+        return raw.strip() or None
     if raw is None or isinstance(raw, bool):
         return None
     if isinstance(raw, int):
@@ -74,19 +76,38 @@ def _decimal(raw: object) -> Decimal | None:
     return None
 
 
+# Judgements of the everyday figures, made once: a plain non-negative whole number
+# always means itself, so 100k items need not build 100k identical Quantity objects.
+_PLAIN = tuple(Quantity(value=n) for n in range(1024))
+_CLAMPED = Quantity(value=0, clamped=True)
+_NEGATIVE = Quantity(skip=SKIP_NEGATIVE)
+_NULL = Quantity(skip=SKIP_NULL)
+_EXACT = float(2**53)  # every float below this in magnitude with no fraction is exact
+
+
+def _whole(whole: int, negative: NegativePolicy) -> Quantity:
+    if whole < 0:
+        return _CLAMPED if negative == "clamp" else _NEGATIVE
+    return _PLAIN[whole] if whole < len(_PLAIN) else Quantity(value=whole)
+
+
 def judge_quantity(raw: object, negative: NegativePolicy = "clamp") -> Quantity:
     """Decide what a source stock figure means for InSales (see module notes)."""
+    # Fast paths: exact ints (not bool) and floats below 2**53 need no Decimal.
+    # Below 2**53 math.floor of the binary value equals the floor of the
+    # float's shortest repr, which is what the Decimal path computes (a
+    # non-integral float never reprs as a whole number there). Larger floats,
+    # NaN and infinities take the general path.
+    if type(raw) is int:
+        return _whole(raw, negative)
+    if type(raw) is float and -_EXACT < raw < _EXACT:
+        return _whole(math.floor(raw), negative)
     if raw is None:
-        return Quantity(skip=SKIP_NULL)
+        return _NULL
     value = _decimal(raw)
     if value is None:
         return Quantity(skip=SKIP_NON_NUMERIC)
-    whole = math.floor(value)
-    if whole < 0:
-        if negative == "clamp":
-            return Quantity(value=0, clamped=True)
-        return Quantity(skip=SKIP_NEGATIVE)
-    return Quantity(value=whole)
+    return _whole(math.floor(value), negative)
 
 
 def show_quantity(value: float | None) -> str | None:

@@ -38,14 +38,17 @@ def target_variants(
     index: InSalesIndex, key_field: str, warehouse: int | None
 ) -> list[TargetVariant]:
     """The planner's view of the shop: normalised key and current figure per variant."""
-    return [
-        TargetVariant(
-            id=v.id,
-            key=normalize_key(v.sku if key_field == "sku" else v.barcode),
-            current=v.stock(warehouse),
-        )
-        for v in index.variants()
-    ]
+    by_sku = key_field == "sku"
+    out: list[TargetVariant] = []
+    add = out.append
+    for product in index.products.values():
+        for v in product.variants:
+            raw = v.sku if by_sku else v.barcode
+            # Keys parsed from InSales are already stripped text: skip the general path.
+            key = raw if type(raw) is str and raw and raw == raw.strip() else normalize_key(raw)
+            current = v.quantity if warehouse is None else v.warehouses.get(warehouse)
+            add(TargetVariant(v.id, key, current))
+    return out
 
 
 def _change(w: PlannedWrite, field_name: str, applied: bool) -> Change:

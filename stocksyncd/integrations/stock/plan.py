@@ -7,7 +7,6 @@ figures, and refuse a plan that would zero too many matched variants.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -71,28 +70,50 @@ def reduce_source(items: Iterable[SourceItem], negative: NegativePolicy) -> Sour
     """One value per key: repeats that agree are fine; any disagreement makes the key
     ambiguous, including a repeat whose value is unusable (we cannot tell which is right)."""
     out = SourceStock()
-    by_key: dict[str, list[Quantity]] = defaultdict(list)
+    counts = out.counts
+    # Most keys occur once: keep the first judgement per key and build a list
+    # only for keys that repeat (the rules below are the same either way).
+    first: dict[str, Quantity] = {}
+    repeats: dict[str, list[Quantity]] = {}
+    source = 0
+    clamped = 0
     for item in items:
-        out.counts.source += 1
+        source += 1
         key = normalize_key(item.key)
         if key is None:
-            out.counts.skip(SKIP_NO_KEY)
+            counts.skip(SKIP_NO_KEY)
             continue
         judged = judge_quantity(item.quantity, negative)
         if judged.clamped:
-            out.clamped += 1
-        by_key[key].append(judged)
-    for key, judged_all in by_key.items():
+            clamped += 1
+        seen = first.get(key)
+        if seen is None:
+            first[key] = judged
+        elif key in repeats:
+            repeats[key].append(judged)
+        else:
+            repeats[key] = [seen, judged]
+    counts.source += source
+    out.clamped = clamped
+    values = out.values
+    for key, judged in first.items():
+        judged_all = repeats.get(key)
+        if judged_all is None:
+            if judged.value is None:
+                counts.skip(judged.skip or "invalid")
+            else:
+                values[key] = judged.value
+            continue
         valid = {q.value for q in judged_all if q.value is not None}
         invalid = [q for q in judged_all if q.value is None]
         if not valid:
             for q in invalid:
-                out.counts.skip(q.skip or "invalid")
+                counts.skip(q.skip or "invalid")
         elif len(valid) > 1 or invalid:
             out.ambiguous.add(key)
-            out.counts.skip(SKIP_AMBIGUOUS_SOURCE, len(judged_all))
+            counts.skip(SKIP_AMBIGUOUS_SOURCE, len(judged_all))
         else:
-            out.values[key] = valid.pop()
+            values[key] = valid.pop()
             out.duplicates += len(judged_all) - 1
     return out
 
@@ -119,28 +140,48 @@ def plan_stock(
     reduced = reduce_source(source, negative)
     plan = Plan(counts=reduced.counts)
     counts = plan.counts
-    by_key: dict[str, list[TargetVariant]] = defaultdict(list)
+    # One variant per key; the (rare) keys held by several variants go to ``shared``.
+    by_key: dict[str, TargetVariant] = {}
+    shared: dict[str, list[TargetVariant]] = {}
+    target = 0
     without_key = 0
     for variant in targets:
-        counts.target += 1
-        if variant.key is None:
+        target += 1
+        key = variant.key
+        if key is None:
             without_key += 1
+            continue
+        held = by_key.get(key)
+        if held is None:
+            by_key[key] = variant
+        elif key in shared:
+            shared[key].append(variant)
         else:
-            by_key[variant.key].append(variant)
+            shared[key] = [held, variant]
+    counts.target += target
     conflicts = set(reduced.ambiguous)
+    writes = plan.writes
+    matched = 0
+    not_in_target = 0
+    duplicate_target = 0
     for key, value in reduced.values.items():
         found = by_key.get(key)
-        if not found:
-            counts.skip(SKIP_NOT_IN_TARGET)
+        if found is None:
+            not_in_target += 1
             continue
-        if len(found) > 1:
+        if key in shared:
             conflicts.add(key)
-            counts.skip(SKIP_DUPLICATE_TARGET)
+            duplicate_target += 1
             continue
-        counts.matched += 1
-        variant = found[0]
-        if variant.current is None or variant.current != value:
-            plan.writes.append(PlannedWrite(variant.id, key, variant.current, value))
+        matched += 1
+        current = found.current
+        if current is None or current != value:
+            writes.append(PlannedWrite(found.id, key, current, value))
+    counts.matched += matched
+    if not_in_target:
+        counts.skip(SKIP_NOT_IN_TARGET, not_in_target)
+    if duplicate_target:
+        counts.skip(SKIP_DUPLICATE_TARGET, duplicate_target)
     plan.writes.sort(key=lambda w: w.variant_id)
     counts.changed = len(plan.writes)
     plan.conflicts = sorted(conflicts)
@@ -151,6 +192,6 @@ def plan_stock(
         "source_duplicates_agreeing": reduced.duplicates,
         "negative_clamped": reduced.clamped,
         "target_without_key": without_key,
-        "target_duplicate_keys": sum(1 for v in by_key.values() if len(v) > 1),
+        "target_duplicate_keys": len(shared),
     }
     return plan
