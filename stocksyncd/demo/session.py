@@ -135,6 +135,7 @@ class Demo:
         try:
             await world.start()
             if self.stop_requested.is_set():
+                self.say("Stopped.")
                 return EXIT_OK
             return await self._serve(world)
         finally:

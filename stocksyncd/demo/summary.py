@@ -66,8 +66,10 @@ def format_run(record: RunRecord, max_changes: int = MAX_CHANGES) -> list[str]:
     """The lines printed for one finished run."""
     when = (record.finished_at or record.started_at).astimezone().strftime("%H:%M:%S")
     dry = " (dry run)" if record.dry_run else ""
+    clamped = record.details.get("negative_clamped")
+    extra = f"  negative clamped to 0: {clamped}" if isinstance(clamped, int) and clamped else ""
     lines = [f"{when}  {record.integration:<17} {record.status:<7} {record.duration_s:5.1f}s"
-             f"{dry}  {format_counts(record.counts)}"]
+             f"{dry}  {format_counts(record.counts)}{extra}"]
     if record.message:
         lines.append(f"    {_short(record.message, MAX_ERROR)}")
     if record.conflicts:

@@ -302,10 +302,11 @@ def test_format_run_shows_failures() -> None:
     record = RunRecord(run_id="x", integration="moysklad-insales", trigger="schedule",
                        dry_run=False, replica="t", started_at=datetime.now(UTC),
                        status="aborted", message="would set 80% of matched variants to 0",
-                       errors=["page 2: HTTP 500"],
+                       errors=["page 2: HTTP 500"], details={"negative_clamped": 2},
                        changes=[ChangeRecord("1", "SKU-1", "quantity", None, "3", False)])
     lines = format_run(record)
     assert "aborted" in lines[0]
+    assert lines[0].endswith("negative clamped to 0: 2")
     assert "    would set 80% of matched variants to 0" in lines
     assert "    error: page 2: HTTP 500" in lines
     assert "    SKU-1  quantity: (none) -> 3  (not applied)" in lines
