@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -156,7 +157,7 @@ class Demo:
         try:
             config = load_config(config_path)
         except ConfigError as exc:
-            self.say(f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
 
         summary = Summary(self.out, since=datetime.now(UTC))
@@ -263,7 +264,10 @@ class Demo:
                 # A signal that came before the daemon had its own handlers in place.
                 self.daemon_stopping = True
                 daemon.request_stop()
-            await summary.poll(store)
+            try:
+                await summary.poll(store)
+            except Exception as exc:  # noqa: BLE001 - the summary must not stop the demo
+                print(f"summary: cannot read the state store: {exc}", file=sys.stderr)
             if (self.opts.runs is not None and not self.daemon_stopping
                     and summary.all_done(list(INTEGRATIONS), self.opts.runs)):
                 self.daemon_stopping = True
