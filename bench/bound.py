@@ -25,8 +25,11 @@ MS_PAGE = 1000
 MS_PARALLEL = 5
 MS_UNITS = 45.0
 MS_WINDOW = 3.0
-MS_WEIGHT_TODAY = 2.0  # user token, since May 2026 (what the simulator charges)
-MS_WEIGHT_DAEMON = 4.0  # what stocksyncd budgets (the weight announced for December 2026)
+MS_WEIGHT_TODAY = 2.0  # user token from 12 May 2026: what the simulator charges
+# What stocksyncd budgets per request in the benchmark (``request_weight``, set
+# to the simulator's charge; by default it follows MoySklad's announced
+# schedule: 3 units from 1 Sep 2026, 4 from 1 Dec 2026).
+MS_WEIGHT_DAEMON = MS_WEIGHT_TODAY
 MS_REPORT = 5.0
 INS_PAGE = 250
 INS_CONCURRENCY = 4

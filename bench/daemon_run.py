@@ -25,6 +25,7 @@ from typing import Any
 from loguru import logger
 
 from bench import scenario
+from bench.bound import MS_WEIGHT_TODAY
 
 
 def control(url: str, path: str, method: str = "GET") -> Any:
@@ -55,6 +56,9 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
             integrations={"warehouse": {
                 "type": "moysklad-insales", "shop": "main", "token": scenario.MOYSKLAD_TOKEN,
                 "base_url": sims["moysklad"],
+                # What the simulator charges; by default the daemon budgets the
+                # announced weight of the day (3 units from 1 Sep 2026).
+                "request_weight": MS_WEIGHT_TODAY,
             }},
         )
         state = await open_store(config.daemon.state_url)

@@ -196,6 +196,9 @@ class MoySkladInSalesConfig(StockSyncOptions):
     target_key: Literal["sku", "barcode"] = "sku"
     stock_type: Literal["quantity", "stock", "freeStock"] = "quantity"
     store_id: str | None = None
+    # Rate-limit units budgeted per request; None follows MoySklad's announced
+    # user-token weight of the day (2, 3 from 1 Sep 2026, 4 from 1 Dec 2026).
+    request_weight: float | None = Field(default=None, gt=0, le=45)
 
 
 class Kak2cInSalesConfig(StockSyncOptions):

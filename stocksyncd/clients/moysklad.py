@@ -8,7 +8,9 @@ by ``moysklad_transport`` sends it on every request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import aiohttp
@@ -30,6 +32,7 @@ from stocksyncd.http.transport import RequestObserver, Response, Transport
 from stocksyncd.redact import register_secrets
 
 API = "moysklad"
+_MSK = timezone(timedelta(hours=3))  # MoySklad announces its dates in Moscow time
 DEFAULT_BASE_URL = "https://api.moysklad.ru/api/remap/1.2"
 PAGE_LIMIT = 1000  # the documented maximum page size
 
@@ -37,10 +40,25 @@ PAGE_LIMIT = 1000  # the documented maximum page size
 WINDOW_UNITS = 45.0
 WINDOW_SECONDS = 3.0
 MAX_PARALLEL = 5
-# A user token costs 2 units now and 4 from December 2026; budgeting 4 keeps
-# us under the limit across the announced changes at no cost for ~3 calls a run.
-USER_TOKEN_WEIGHT = 4.0
+# A user token's weight per request, as MoySklad announced it (docs,
+# "_restrictions.md"): 2 units from 12 May 2026, 3 from 1 September 2026, 4
+# from 1 December 2026. The client budgets the figure of the day (counting
+# 2 before May, which only errs on the safe side); the ``request_weight``
+# option overrides it, e.g. for a solution token (1 unit).
+USER_TOKEN_WEIGHTS: tuple[tuple[datetime, float], ...] = (
+    (datetime(2026, 12, 1, tzinfo=_MSK), 4.0),
+    (datetime(2026, 9, 1, tzinfo=_MSK), 3.0),
+)
+USER_TOKEN_WEIGHT_BEFORE = 2.0
 REPORT_WEIGHT = 5.0  # stock reports cost 5 units whatever the auth
+
+
+def user_token_weight(now: datetime) -> float:
+    """The announced weight of one request with a user token at ``now``."""
+    for since, weight in USER_TOKEN_WEIGHTS:
+        if now >= since:
+            return weight
+    return USER_TOKEN_WEIGHT_BEFORE
 
 # Codes of the error objects in ``{"errors": [...]}`` bodies.
 RATE_LIMIT_CODES = frozenset({1049, 1073})
@@ -150,9 +168,16 @@ def moysklad_transport(
 class MoySkladClient:
     """Reads products and stock from MoySklad through one ``Transport``."""
 
-    def __init__(self, transport: Transport, *, weight: float = USER_TOKEN_WEIGHT) -> None:
+    def __init__(self, transport: Transport, *, weight: float | None = None) -> None:
         self.transport = transport
-        self.weight = weight
+        self._weight = weight  # None: the announced user-token weight of the day
+
+    @property
+    def weight(self) -> float:
+        """Units budgeted per ordinary request."""
+        if self._weight is not None:
+            return self._weight
+        return user_token_weight(self.transport.clock.now())
 
     async def _get_json(
         self, path: str, params: Mapping[str, str | int | float], weight: float
@@ -167,34 +192,82 @@ class MoySkladClient:
         return await call_with_retry(attempt, transport.retry, clock=transport.clock,
                                      rng=transport.rng)
 
+    async def _product_page(
+        self, params: Mapping[str, str | int | float]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        response, data = await self._get_json("entity/product", params, self.weight)
+        page = data.get("rows") if isinstance(data, dict) else None
+        meta = data.get("meta") if isinstance(data, dict) else None
+        if not isinstance(page, list) or not isinstance(meta, dict):
+            raise InvalidResponseError(
+                API, f"entity/product: no rows/meta in the answer from {response.url}",
+                status=response.status,
+            )
+        return [r for r in page if isinstance(r, dict)], meta
+
     async def products(self, key: SourceKey = "article") -> list[dict[str, Any]]:
-        """Every non-archived product whose ``key`` field is non-empty, all pages."""
+        """Every non-archived product whose ``key`` field is non-empty, all pages.
+
+        The first page's ``meta.size`` tells every other offset, so the rest
+        are requested at once (the limiter lets 5 fly and keeps the budget).
+        Any page failing after retries fails the whole call. Rows are
+        deduplicated by id, and their number must equal ``meta.size``:
+        products added or removed while the pages were read shift offsets,
+        so a mismatch means rows may be missing, and the call raises rather
+        than return incomplete data. Without ``meta.size`` the pages are
+        followed one by one through ``meta.nextHref``.
+        """
         # ``field!=`` with an empty value is MoySklad's "has a value" filter.
         params: dict[str, str | int | float] = {
             "filter": f"{key}!=", "limit": PAGE_LIMIT, "offset": 0,
         }
-        rows: list[dict[str, Any]] = []
+        rows, meta = await self._product_page(params)
+        size = meta.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return await self._follow(rows, meta)
+        limit = meta.get("limit")
+        step = limit if isinstance(limit, int) and not isinstance(limit, bool) and (
+            0 < limit <= PAGE_LIMIT) else PAGE_LIMIT
+        offsets = range(step, size, step)
+
+        async def page(offset: int) -> list[dict[str, Any]]:
+            return (await self._product_page({**params, "limit": step, "offset": offset}))[0]
+
+        if offsets:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(page(offset)) for offset in offsets]
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # the other pages were cancelled
+            for task in tasks:
+                rows.extend(task.result())
+        unique = _dedupe(rows)
+        if len(unique) != size:
+            raise InvalidResponseError(
+                API, f"entity/product: {len(unique)} distinct products read, meta.size said "
+                f"{size} (the catalogue changed while it was read?); incomplete data, not used",
+            )
+        return unique
+
+    async def _follow(
+        self, rows: list[dict[str, Any]], meta: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The remaining pages by ``meta.nextHref``, one after the other."""
         seen_offsets: set[str] = set()
+        page_rows = rows
         while True:
-            response, data = await self._get_json("entity/product", params, self.weight)
-            page = data.get("rows") if isinstance(data, dict) else None
-            meta = data.get("meta") if isinstance(data, dict) else None
-            if not isinstance(page, list) or not isinstance(meta, dict):
-                raise InvalidResponseError(
-                    API, f"entity/product: no rows/meta in the answer from {response.url}",
-                    status=response.status,
-                )
-            rows.extend(r for r in page if isinstance(r, dict))
             next_href = meta.get("nextHref")
-            if not next_href or not page:
-                return rows
+            if not next_href or not page_rows:
+                return _dedupe(rows)
             # Follow nextHref's query against our own base URL, so a configured
             # base URL (a proxy, a simulator) is kept for every page.
-            params = dict(URL(str(next_href)).query)
+            params: dict[str, str | int | float] = dict(URL(str(next_href)).query)
             offset = str(params.get("offset", ""))
             if offset in seen_offsets:
                 raise InvalidResponseError(API, f"entity/product: nextHref repeats offset {offset}")
             seen_offsets.add(offset)
+            page_rows, meta = await self._product_page(params)
+            rows.extend(page_rows)
 
     async def stock(
         self, stock_type: StockType = "quantity", store_id: str | None = None
@@ -222,3 +295,17 @@ class MoySkladClient:
     def requests_made(self) -> int:
         """HTTP attempts sent through the transport."""
         return self.transport.requests
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in order, each id once (a row without an id is kept as it is)."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        rid = row.get("id")
+        if isinstance(rid, str):
+            if rid in seen:
+                continue
+            seen.add(rid)
+        out.append(row)
+    return out

@@ -72,8 +72,8 @@ def build(name: str, cfg: MoySkladInSalesConfig, config: Config, res: Resources)
         limiter=limiter, clock=res.clock, timeout=cfg.timeout, observer=res.observer,
     )
     source = MoySkladSource(
-        MoySkladClient(transport), key=cfg.source_key, stock_type=cfg.stock_type,
-        store_id=cfg.store_id,
+        MoySkladClient(transport, weight=cfg.request_weight), key=cfg.source_key,
+        stock_type=cfg.stock_type, store_id=cfg.store_id,
     )
     return build_stock_integration(
         name=name, type_=cfg.type, cfg=cfg, shop_name=cfg.shop, shop=config.shops[cfg.shop],

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import aiohttp
 import pytest
 
-from stocksyncd.clients.moysklad import MoySkladClient, moysklad_limiter, moysklad_transport
+from stocksyncd.clients.moysklad import (
+    MoySkladClient,
+    moysklad_limiter,
+    moysklad_transport,
+    user_token_weight,
+)
 from stocksyncd.clock import FakeClock
-from stocksyncd.errors import AuthError, FatalApiError, RateLimitedError
+from stocksyncd.errors import AuthError, FatalApiError, InvalidResponseError, RateLimitedError
 from stocksyncd.http.ratelimit import WindowLimiter
 from stocksyncd.http.retry import RetryPolicy
 from stocksyncd.simulators.moysklad import MoySkladSimulator
@@ -213,3 +220,64 @@ async def test_a_cut_off_page_is_retried(
     sim.inject(kind="truncate", match="/entity/product", times=1)
     assert len(await make_client(sim, session, clock).products()) == 20
     assert sim.count("GET", "/entity/product") == 2
+
+
+async def test_pages_after_the_first_are_fetched_together(
+    sim: MoySkladSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    keys = sim.catalogue(4500, seed=11)
+    client = make_client(sim, session, clock)
+    in_flight = 0
+    peak = 0
+    send = client.transport.send_once
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await send(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    client.transport.send_once = counting  # type: ignore[method-assign]
+    rows = await client.products("article")
+    assert [r["article"] for r in rows] == keys
+    offsets = sorted(int(r.query["offset"]) for r in sim.requests
+                     if r.path.endswith("/entity/product"))
+    assert offsets == [0, 1000, 2000, 3000, 4000]
+    assert peak == 4  # the four remaining pages at once (the limiter allows 5)
+
+
+async def test_duplicate_rows_are_dropped_and_a_short_count_raises(
+    sim: MoySkladSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(2500, seed=12)
+    client = make_client(sim, session, clock)
+    real = client._product_page
+
+    async def shifted(params: Any) -> Any:
+        rows, meta = await real(params)
+        if params["offset"] == 1000:
+            rows = [*rows[:1], *rows]  # a row repeated, as a shift between pages does
+        return rows, meta
+
+    client._product_page = shifted  # type: ignore[method-assign]
+    assert len(await client.products()) == 2500
+
+    async def short(params: Any) -> Any:
+        rows, meta = await real(params)
+        return (rows[1:] if params["offset"] == 2000 else rows), meta
+
+    client._product_page = short  # type: ignore[method-assign]
+    with pytest.raises(InvalidResponseError, match=r"meta\.size said 2500"):
+        await client.products()
+
+
+def test_user_token_weight_follows_the_announced_schedule() -> None:
+    msk = timezone(timedelta(hours=3))
+    assert user_token_weight(datetime(2026, 6, 1, tzinfo=UTC)) == 2.0
+    assert user_token_weight(datetime(2026, 9, 1, tzinfo=msk)) == 3.0
+    assert user_token_weight(datetime(2026, 11, 30, 20, 59, tzinfo=UTC)) == 3.0
+    assert user_token_weight(datetime(2026, 11, 30, 21, 0, tzinfo=UTC)) == 4.0
+    assert user_token_weight(datetime(2027, 3, 1, tzinfo=UTC)) == 4.0

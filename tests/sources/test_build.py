@@ -78,6 +78,11 @@ async def test_moysklad_insales_run_writes_changed_skus(
         integration = build("job", cfg.integrations["job"], cfg, res)
         assert (integration.name, integration.type) == ("job", "moysklad-insales")
         assert "moysklad" in res.sessions and "moysklad:job" in res.limiters
+        assert integration.source.client.weight == 2.0  # type: ignore[attr-defined]
+        weighted = build("w", config(shop, {
+            "type": "moysklad-insales", "token": ms.token, "base_url": ms.base_url,
+            "request_weight": 1}).integrations["job"], cfg, res)
+        assert weighted.source.client.weight == 1.0  # type: ignore[attr-defined]
 
         result = await integration.run(RunContext(run_id="r1", dry_run=False, state=state,
                                                   clock=clock))
