@@ -45,3 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(Demo(opts, Path(tmp), sys.stdout).run())
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        # The console went away (``| head``): stop quietly, and keep Python's own
+        # flush at exit from failing on the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK

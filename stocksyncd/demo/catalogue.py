@@ -106,8 +106,6 @@ class DemoWorld:
         inv = self.inventree
         mouser_sps = sum(1 for sp in inv.supplier_parts.values()
                          if sp["supplier"] == inv.mouser_supplier)
-        bad = ", ".join(f"{b.source} {b.key} = {b.value!r} ({b.expect})"
-                        for b in self.bad_values)
         return [
             f"InSales    {self.insales.url}  {len(self.insales.products)} products, "
             f"{len(shop_variants)} variants, {len(self.duplicate_barcodes)} duplicated barcodes",
@@ -118,7 +116,8 @@ class DemoWorld:
             f"{kak_variants} variants ({len(self.kak2c_keys)} shop barcodes)",
             f"Mouser     {self.mouser.base_url}  {len(self.mouser.parts)} catalogue parts",
             f"InvenTree  {inv.url}  {len(inv.parts)} parts, {mouser_sps} Mouser supplier parts",
-            f"Bad source values: {bad}",
+            "Bad source values, on purpose:",
+            *(f"  {b.source} {b.key} = {b.value!r} ({b.expect})" for b in self.bad_values),
         ]
 
 

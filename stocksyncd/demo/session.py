@@ -266,6 +266,8 @@ class Demo:
                 daemon.request_stop()
             try:
                 await summary.poll(store)
+            except BrokenPipeError:
+                self.stop_requested.set()  # nobody reads the console any more: stop
             except Exception as exc:  # noqa: BLE001 - the summary must not stop the demo
                 print(f"summary: cannot read the state store: {exc}", file=sys.stderr)
             if (self.opts.runs is not None and not self.daemon_stopping
