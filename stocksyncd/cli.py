@@ -229,6 +229,14 @@ def cmd_demo(argv: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stocksyncd`` console script."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command installed its own handling: no traceback.
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
     if extra and args.command != "demo":

@@ -88,6 +88,9 @@ class Executor:
         self.replica = replica
         self.metrics = metrics
         self.debug_dir = debug_dir
+        # Conflicts persist until someone fixes the data: warn when they change,
+        # not on every run of a one-minute job.
+        self._conflicts_seen: dict[str, frozenset[str]] = {}
 
     async def run(
         self,
@@ -165,10 +168,18 @@ class Executor:
                 run_log.warning("could not write the debug dump to {}: {}", self.debug_dir, exc)
 
         line = summary_line(result)
+        conflicts = frozenset(result.conflicts)
+        new_conflicts = conflicts - self._conflicts_seen.get(name, frozenset())
+        if result.status != "failed":
+            self._conflicts_seen[name] = conflicts
         if result.status == "failed":
             run_log.error(line)
-        elif result.status == "aborted" or result.conflicts:
+        elif result.status == "aborted" or new_conflicts:
             run_log.warning(line)
+            if new_conflicts:
+                shown = ", ".join(sorted(new_conflicts)[:10])
+                more = f" and {len(new_conflicts) - 10} more" if len(new_conflicts) > 10 else ""
+                run_log.warning("new conflicts, not written: {}{}", shown, more)
         else:
             run_log.info(line)
         if cancelled is not None:

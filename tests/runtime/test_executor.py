@@ -115,3 +115,38 @@ def test_run_deadline() -> None:
     assert run_deadline(hourly, "kak2c-insales") == 7200.0
     cron = Kak2cInSalesConfig(**base, cron="0 * * * *")  # type: ignore[arg-type]
     assert run_deadline(cron, "kak2c-insales") == 3600.0
+
+
+class Conflicted(GatedIntegration):
+    """Reports the conflicts it is given, run after run."""
+
+    def __init__(self, conflicts: list[list[str]]) -> None:
+        super().__init__("shop")
+        self.release.set()
+        self.plan = conflicts
+
+    async def run(self, ctx):  # type: ignore[no-untyped-def]
+        result = await super().run(ctx)
+        result.conflicts = self.plan[self.runs - 1]
+        return result
+
+
+async def test_conflicts_warn_when_they_appear_not_on_every_run(clock: FakeClock) -> None:
+    from loguru import logger
+
+    ex, _, _ = _executor(clock)
+    integ = Conflicted([["A", "B"], ["A", "B"], ["A", "B", "C"], ["A"]])
+    levels: list[tuple[str, str]] = []
+    sink = logger.add(lambda m: levels.append((m.record["level"].name, m.record["message"])),
+                      level="INFO")
+    try:
+        for _ in range(4):
+            await ex.run(integ, trigger="schedule", dry_run=False, deadline=60)
+    finally:
+        logger.remove(sink)
+    warnings = [msg for level, msg in levels if level == "WARNING"]
+    new = [w for w in warnings if w.startswith("new conflicts")]
+    # Run 1 finds A and B, run 3 adds C; runs 2 and 4 (nothing new) stay at INFO.
+    assert new == ["new conflicts, not written: A, B", "new conflicts, not written: C"]
+    assert len(warnings) == 4  # each of those two runs: its summary line and the list
+    assert sum(level == "INFO" and "shop: ok" in msg for level, msg in levels) == 2
