@@ -34,6 +34,7 @@ from pydantic_settings import (
 )
 
 from stocksyncd.errors import ConfigError
+from stocksyncd.netaddr import is_loopback
 
 DEFAULT_CONFIG_PATH = "/etc/stocksyncd/config.toml"
 ENV_PREFIX = "STOCKSYNCD_"
@@ -276,7 +277,7 @@ class Config(BaseSettings):
                     f"(defined: {known})"
                 )
         host = self.web.host
-        if self.web.enabled and not _is_loopback(host) and not self.web.token.get_secret_value():
+        if self.web.enabled and not is_loopback(host) and not self.web.token.get_secret_value():
             raise ValueError(
                 f"web.listen: {self.web.listen} is not a loopback address; set web.token "
                 "to expose the web page beyond this machine"
@@ -318,16 +319,6 @@ class Config(BaseSettings):
         walk(self)
         return [s for s in found if s]
 
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _TomlPath:

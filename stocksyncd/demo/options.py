@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
 import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from stocksyncd.netaddr import is_loopback
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -83,14 +84,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 def claim_port(host: str, port: int) -> int:
     """Check that ``host:port`` can be bound (port 0: find a free one); the port."""
@@ -143,7 +136,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         raise UsageError("--runs must be at least 1")
     port = claim_port(host, port)
     # Beyond loopback the daemon insists on a token; the demo makes one up.
-    token = "" if _is_loopback(host) else secrets.token_urlsafe(18)
+    token = "" if is_loopback(host) else secrets.token_urlsafe(18)
     return Options(host=host, port=port, token=token, seed=args.seed,
                    state_url=args.state_url, churn=not args.no_churn, runs=args.runs,
                    pace=FAST if args.fast else NORMAL, log_level=args.log_level)
