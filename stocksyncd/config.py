@@ -320,7 +320,6 @@ class Config(BaseSettings):
         return [s for s in found if s]
 
 
-
 class _TomlPath:
     """The TOML file for the load in progress (settings sources are classmethods)."""
 
