@@ -23,6 +23,7 @@ from stocksyncd.http.transport import Transport
 
 API = "insales"
 PRODUCTS_PATH = "/admin/products.json"
+COUNT_PATH = "/admin/products/count.json"
 GROUP_UPDATE_PATH = "/admin/products/variants_group_update.json"
 MAX_PER_PAGE = 250
 MAX_GROUP_UPDATE = 100
@@ -279,6 +280,18 @@ class InSalesClient:
             result.last_updated_at = updated if isinstance(updated, str) else None
             result.last_id = _int_id(last.get("id"))
         return result
+
+    async def products_count(self) -> tuple[int, str | None]:
+        """``GET /admin/products/count.json``: the number of products, and the answer's Date."""
+        response = await self.transport.request("GET", COUNT_PATH, expect_json=True)
+        data = response.json()
+        count = data.get("count") if isinstance(data, dict) else None
+        if isinstance(count, str) and count.strip().isdigit():
+            count = int(count.strip())
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise InvalidResponseError(API, f"count.json answered {data!r:.200}, expected "
+                                            '{"count": <int>}', status=response.status)
+        return count, _server_time(response.headers.get("Date"))
 
     async def variants_group_update(self, writes: Sequence[VariantWrite]) -> GroupUpdateResult:
         """``PUT /admin/products/variants_group_update.json`` for at most 100 variants."""

@@ -43,13 +43,22 @@ Edge cases, and how they are handled:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stocksyncd.clients.insales import MAX_PER_PAGE, InSalesClient, Product, Variant
+from stocksyncd.clients.insales import (
+    MAX_PER_PAGE,
+    InSalesClient,
+    Product,
+    ProductPage,
+    Variant,
+)
 from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
 
 INDEX_SCOPE = "insales-index"
@@ -58,6 +67,7 @@ DEFAULT_OVERLAP = 60.0  # InSales' 50 s request limit, plus slack (see above)
 # Before any product: a full scan is a cursor scan from the beginning of time,
 # which unlike page numbers neither skips nor repeats products changed mid-scan.
 EPOCH = "1970-01-01T00:00:00.000+00:00"
+EPOCH_DT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ScanFailed(StockSyncError):
@@ -152,6 +162,76 @@ async def scan_products(
                 "insales", "the last product of a full page has no usable updated_at/id; "
                 "cannot continue the cursor"))
         cursor, from_id = nxt[0], nxt[1]
+
+
+async def scan_all_pages(
+    client: InSalesClient, *, concurrency: int, per_page: int = MAX_PER_PAGE
+) -> ScanResult | None:
+    """Every product by page number, ``concurrency`` pages at a time (a full refresh).
+
+    ``count.json`` and page 1 together: the earlier of their Dates is the
+    scan's start (every change before it is in the pages, and any later one
+    comes back in the next incremental scan, whose window starts before it),
+    and the count says how many more pages to ask for.
+    Page numbers, unlike the cursor, can skip or repeat a product when
+    products are added or deleted mid-scan (InSales' docs warn about it);
+    so products are deduplicated by id, and unless the distinct products
+    number exactly ``count`` the result is discarded and None returned: the
+    caller then walks the cursor instead. Any page failing after retries
+    raises ``ScanFailed``. None too when count.json itself fails or
+    answers nonsense (the count is optional).
+
+    Residual risk: an addition and a deletion during the same scan that
+    cancel out in the count while shifting a page boundary could hide one
+    unchanged product; the count check cannot see that, and the next full
+    refresh reads it.
+    """
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def fetch(page_no: int) -> ProductPage:
+        async with gate:
+            try:
+                return await client.products_page(page=page_no, per_page=per_page)
+            except ApiError as exc:
+                raise ScanFailed(page_no, "none (by page number)", exc) from exc
+
+    # Page 1 is needed whatever the count: ask for both at once.
+    counting = asyncio.ensure_future(client.products_count())
+    try:
+        first = await fetch(1)
+    except BaseException:
+        counting.cancel()
+        with contextlib.suppress(BaseException):
+            await counting
+        raise
+    try:
+        count, count_time = await counting
+    except ApiError:
+        return None
+    pages = max(1, math.ceil(count / per_page))
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(fetch(n)) for n in range(2, pages + 1)]
+    except* ScanFailed as failed:
+        raise min((e for e in failed.exceptions if isinstance(e, ScanFailed)),
+                  key=lambda e: e.page) from None
+    read = [first, *(task.result() for task in tasks)]
+    products: dict[int, Product] = {}
+    problems: list[str] = []
+    raw = 0
+    for page in read:
+        raw += page.raw_count
+        problems.extend(page.problems)
+        for product in page.products:
+            products[product.id] = product
+    # A product that did not parse still counts as seen (its problem is noted).
+    unparsed = raw - sum(len(page.products) for page in read)
+    if len(products) + unparsed != count:
+        return None
+    # The earlier of the two first answers: nothing read can predate it.
+    stamps = [t for t in (count_time, first.server_time) if t and _parse(t) is not None]
+    server_time = min(stamps, key=lambda t: _parse(t) or EPOCH_DT) if stamps else None
+    return ScanResult(products, pages + 1, problems, server_time)
 
 
 @dataclass
@@ -305,10 +385,13 @@ async def refresh_index(
     now: float,
     full_every: float,
     overlap: float = DEFAULT_OVERLAP,
+    concurrency: int = 1,
 ) -> tuple[InSalesIndex, RefreshReport]:
     """Bring the index up to date: a full scan when due, else an incremental one.
 
-    Raises ``ScanFailed`` with the index untouched when any page fails.
+    A full scan reads pages by number, ``concurrency`` at a time, when
+    ``concurrency`` > 1 and the pages prove complete; otherwise it walks the
+    cursor. Raises ``ScanFailed`` with the index untouched when any page fails.
     """
     reason = needs_full(index, now, full_every)
     since = None
@@ -317,7 +400,11 @@ async def refresh_index(
         if since is None:
             reason = "unreadable watermark"
     if reason is not None or index is None or since is None:
-        scan = await scan_products(client, None)
+        scan: ScanResult | None = None
+        if concurrency > 1:
+            scan = await scan_all_pages(client, concurrency=concurrency)
+        if scan is None:
+            scan = await scan_products(client, None)
         fresh = InSalesIndex(full_at=now)
         fresh.merge(scan)
         if fresh.watermark is None:

@@ -109,7 +109,7 @@ class StockSyncIntegration:
             items = tg.create_task(self.source.fetch(ctx))
             refreshed = tg.create_task(refresh_index(
                 self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
-                overlap=self.overlap,
+                overlap=self.overlap, concurrency=self.cfg.write_concurrency,
             ))
         index, report = refreshed.result()
         return items.result(), index, report
