@@ -181,6 +181,7 @@ def test_exclusion_reason(
         (" obsolete ", "obsolete", ""),
         ("Obsolete stock in drawer 3", None, "Obsolete stock in drawer 3"),
         ("[Mouser: ]", None, ""),
+        ("Active", None, ""),  # an ordinary part, as other tools write it
     ],
 )
 def test_split_note(note: str | None, status: str | None, user: str) -> None:
@@ -209,6 +210,8 @@ def test_split_note(note: str | None, status: str | None, user: str) -> None:
         ("Obsolete", "Obsolete", False, "Obsolete", "Obsolete"),
         ("Obsolete", "End of Life", True, "Obsolete", "[Mouser: End of Life]"),
         ("x", "Weird [odd]\nstatus", True, None, "x [Mouser: Weird (odd) status]"),
+        ("Active", None, False, None, "Active"),  # still ordinary: left as it is
+        ("Active", "Obsolete", True, None, "[Mouser: Obsolete]"),
     ],
 )
 def test_plan_note(

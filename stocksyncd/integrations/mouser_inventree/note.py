@@ -33,6 +33,9 @@ KNOWN_STATUSES = frozenset(
         "Factory Special Order",
     )
 )
+# A bare note saying the part is ordinary (what other tools show for Mouser's null):
+# the same as no status, and replaced by the marker when a real status arrives.
+ORDINARY_NOTES = frozenset({"active"})
 
 
 def clean_status(status: str | None) -> str | None:
@@ -57,6 +60,8 @@ def split_note(note: str | None) -> tuple[str | None, str]:
         return clean_status(found[-1]), user
     if text.strip().lower() in KNOWN_STATUSES:
         return clean_status(text), ""
+    if text.strip().lower() in ORDINARY_NOTES:
+        return None, ""
     return None, text.strip()
 
 
