@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from stock_fakes import DictState, FakeResources, ListSource
 
 from stocksyncd.clock import FakeClock
+from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import TransientError
 from stocksyncd.integrations.base import RunContext
 from stocksyncd.integrations.stock.index import INDEX_SCOPE
 from stocksyncd.integrations.stock.model import SourceItem
-from stocksyncd.integrations.stock.pipeline import StockSyncIntegration
+from stocksyncd.integrations.stock.pipeline import StockSyncIntegration, build_stock_integration
 from stocksyncd.simulators.insales import InSalesSimulator, LaterFault
 
 Factory = Callable[..., StockSyncIntegration]
@@ -139,7 +141,7 @@ async def test_full_refresh_drops_deleted_products(
     assert third.details["index_mode"] == "full"
     assert third.conflicts == [] and third.counts.written == 1
     assert sim.variant(sim.products[keep]["variants"][0]["id"])["quantity"] == 3
-    assert (INDEX_SCOPE, "main") in state.values
+    assert (INDEX_SCOPE, "main/stock") in state.values
 
 
 async def test_page_failing_mid_scan_aborts_with_zero_writes(
@@ -343,3 +345,35 @@ async def test_a_change_made_in_the_shop_after_our_writes_is_seen(
     assert result.details["index_mode"] == "incremental"
     assert result.counts.written == 2
     assert sim.variant(v1)["quantity"] == 8 and sim.variant(v2)["quantity"] == 5
+
+
+async def test_two_integrations_on_one_shop_at_once_keep_their_own_index(
+    sim: InSalesSimulator, resources: FakeResources, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    sim.catalogue(40, seed=3)
+    clock.advance(3600)
+    by_barcode = [v for v in sim.variants() if v["barcode"]]
+    half = len(by_barcode) // 2
+    shop = ShopConfig(url=sim.url, api_key=sim.api_key, password=sim.password)  # type: ignore[arg-type]
+
+    def job(name: str, variants: list[dict[str, Any]]) -> tuple[StockSyncIntegration, ListSource]:
+        source = ListSource([SourceItem(key=v["barcode"], quantity=(v["quantity"] or 0) + 5,
+                                        ref=str(v["id"])) for v in variants])
+        integ = build_stock_integration(name, "kak2c-insales", StockSyncOptions(shop="main"),
+                                        "main", shop, source, resources)
+        assert isinstance(integ, StockSyncIntegration)
+        return integ, source
+
+    a, _ = job("a", by_barcode[:half])
+    b, _ = job("b", by_barcode[half:])
+    first_a, first_b = await asyncio.gather(a.run(make_ctx(run_id="a1")),
+                                            b.run(make_ctx(run_id="b1")))
+    assert first_a.counts.written > 0 and first_b.counts.written > 0
+    writes = put_count(sim)
+    clock.advance(60)
+    again_a, again_b = await asyncio.gather(a.run(make_ctx(run_id="a2")),
+                                            b.run(make_ctx(run_id="b2")))
+    # Neither lost the record of its own writes, so nothing is written twice.
+    assert (again_a.counts.written, again_b.counts.written) == (0, 0)
+    assert put_count(sim) == writes

@@ -75,6 +75,10 @@ class StockSyncIntegration:
         self.type = type_
         self.cfg = cfg
         self.shop_name = shop_name
+        # One index per integration, not per shop: two integrations writing to one
+        # shop at the same time would otherwise overwrite each other's copy (lost
+        # update). Each still sees the other's writes, as changes in InSales.
+        self.index_key = f"{shop_name}/{name}"
         self.client = client
         self.source = source
         self.key_field = key_field
@@ -115,7 +119,7 @@ class StockSyncIntegration:
         return items.result(), index, report
 
     async def _run(self, ctx: RunContext, result: RunResult) -> None:
-        stored = InSalesIndex.from_json(await ctx.state.get_value(INDEX_SCOPE, self.shop_name))
+        stored = InSalesIndex.from_json(await ctx.state.get_value(INDEX_SCOPE, self.index_key))
         try:
             items, index, report = await self._fetch(ctx, stored)
         except* StockSyncError as group:
@@ -145,7 +149,7 @@ class StockSyncIntegration:
             await self._apply(result, plan, index)
         else:
             result.message = "nothing to change"
-        await ctx.state.set_value(INDEX_SCOPE, self.shop_name, index.to_json())
+        await ctx.state.set_value(INDEX_SCOPE, self.index_key, index.to_json())
 
     async def _apply(self, result: RunResult, plan: Plan, index: InSalesIndex) -> None:
         outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
