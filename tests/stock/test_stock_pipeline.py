@@ -141,7 +141,7 @@ async def test_full_refresh_drops_deleted_products(
     assert third.details["index_mode"] == "full"
     assert third.conflicts == [] and third.counts.written == 1
     assert sim.variant(sim.products[keep]["variants"][0]["id"])["quantity"] == 3
-    assert (INDEX_SCOPE, "main/stock") in state.values
+    assert (INDEX_SCOPE, "main/fulfilment") in state.values
 
 
 async def test_page_failing_mid_scan_aborts_with_zero_writes(
