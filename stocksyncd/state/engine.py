@@ -9,6 +9,8 @@ or ``sqlite:///:memory:`` (in memory), ``postgresql://...`` and
 from __future__ import annotations
 
 import shlex
+import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,15 +145,42 @@ def make_engine(spec: EngineSpec) -> AsyncEngine:
     return engine
 
 
+def ensure_wal(spec: EngineSpec) -> None:
+    """Put a SQLite file in WAL mode before the engine's connections use it.
+
+    WAL is a property of the file, so this is needed once. Switching a file
+    that another process is using at that moment fails at once with
+    "database is locked" (SQLite's busy timeout does not cover it), which
+    happens when replicas start together on a new file: retry for as long
+    as the busy timeout would wait. Blocking: call it in a worker thread.
+    """
+    if spec.backend != "sqlite" or spec.memory:
+        return
+    path = Path(spec.url.database or "").expanduser()
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            raise sqlite3.OperationalError(f"{path}: journal mode stays {mode!r}, not WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        finally:
+            conn.close()
+        time.sleep(0.05)
+
+
 def _sqlite_pragmas(engine: AsyncEngine, *, memory: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            # First, so that the pragmas below wait for a lock instead of failing.
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                # WAL itself is set once per file by ``ensure_wal`` (it is persistent).
                 # Safe with WAL: a power cut may lose the last commit, never corrupt.
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")

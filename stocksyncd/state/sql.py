@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.state import schema as t
 from stocksyncd.state.api import ChangeRecord, Lease, ReplicaInfo, ReviewEntry, RunRecord
-from stocksyncd.state.engine import EngineSpec, make_engine, parse_state_url
+from stocksyncd.state.engine import EngineSpec, ensure_wal, make_engine, parse_state_url
 from stocksyncd.state.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -454,6 +454,7 @@ async def open_store(url: str, *, clock: Clock = SYSTEM_CLOCK) -> SqlStateStore:
     spec = parse_state_url(url)
     engine = make_engine(spec)
     try:
+        await asyncio.to_thread(ensure_wal, spec)
         await upgrade(engine)
     except BaseException:
         await engine.dispose()

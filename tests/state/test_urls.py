@@ -77,3 +77,14 @@ async def test_relative_sqlite_file_gets_its_directory(tmp_path: Path,
     finally:
         await store.close()
     assert (tmp_path / "nested" / "dir" / "state.db").is_file()
+
+
+async def test_a_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = await open_store(f"sqlite:///{tmp_path}/wal.db")
+    try:
+        with sqlite3.connect(tmp_path / "wal.db") as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        await store.close()
