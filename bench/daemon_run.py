@@ -1,4 +1,4 @@
-"""One stocksyncd process doing MoySklad -> InSales runs against the simulator process.
+"""One stocksyncd process doing MoySklad -> InSales runs against the simulator processes.
 
 ``python -m bench.daemon_run SIMS_JSON`` builds the ``moysklad-insales``
 integration exactly as the daemon does (config, shared sessions and
@@ -29,7 +29,7 @@ from bench.bound import MS_WEIGHT_TODAY
 
 
 def control(url: str, path: str, method: str = "GET") -> Any:
-    """Call the simulator process's control endpoint."""
+    """Call the simulators' control endpoint."""
     req = urllib.request.Request(url + path, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(req, timeout=60) as resp:
         return json.loads(resp.read())

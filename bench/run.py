@@ -4,9 +4,10 @@
 
 For each catalogue size (variants, 5% of the stock changed):
 
-1. stocksyncd, MoySklad -> InSales, in its own process against the simulator
-   process: a cold run (full InSales scan, as the hourly job does) and a warm
-   run (index from the state store, another 5% changed);
+1. stocksyncd, MoySklad -> InSales, in its own process against the simulators
+   (InSales and MoySklad each in its own process, ``bench/sims.py``): a cold
+   run (full InSales scan, as the hourly job does) and a warm run (index from
+   the state store, another 5% changed);
 2. the sequential reference script, in its own process against fresh
    simulators holding the same data;
 3. the lower bound from the minimum requests, the latency, the allowed
@@ -39,7 +40,7 @@ def _child(module: str, *args: str) -> dict[str, Any]:
 
 
 def with_sims(size: int, latency: float, module: str, *args: str) -> dict[str, Any]:
-    """Start the simulator process for ``size``, run ``module`` against it, stop it."""
+    """Start the simulator processes for ``size``, run ``module`` against them, stop them."""
     sims = subprocess.Popen(
         [sys.executable, "-m", "bench.sims", "--size", str(size), "--latency", str(latency)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
