@@ -133,6 +133,10 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
              "3-second windows and the simulator's do not line up, and the cold run met "
              f"{cold['requests']['moysklad']['refused']} answers with status 429 (waited out as "
              "`X-Lognex-Retry-After` says, then retried), which the default weight avoids. "
+             + (f"The warm run met {_run(big, 'warm')['requests']['moysklad']['refused']} and "
+                f"took {_run(big, 'warm')['wall_s']:.0f} s: at 100k it reads all of MoySklad "
+                "again, so only the InSales scan is saved, and the retry waits can cost more "
+                "than that. " if _run(big, "warm")["requests"]["moysklad"].get("refused") else "")
              if cold["requests"]["moysklad"].get("refused") else "")
           + "InSales' budget is not the limit for "
           f"stocksyncd here ({cold['requests']['insales']['total']} requests in the run), "
