@@ -44,6 +44,7 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
     from stocksyncd.config import Config
     from stocksyncd.integrations import registry
     from stocksyncd.runtime.executor import Executor, run_deadline
+    from stocksyncd.runtime.heap import settle_heap
     from stocksyncd.runtime.resources import SharedResources
     from stocksyncd.state import open_store
 
@@ -67,6 +68,7 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
         res = resources.for_integration("warehouse")
         integration = registry.build("warehouse", cfg, config, res)
         executor = Executor(state=state, clock=resources.clock, replica="bench")
+        settle_heap()  # as the daemon does once it has started
         out["rss_before_mib"] = rss_mib()
         try:
             for label in ("cold", "warm"):

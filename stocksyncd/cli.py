@@ -126,6 +126,7 @@ def _print_summary(result: RunResult) -> None:
 async def _sync(config: Config, name: str, dry_run: bool) -> RunResult:
     from stocksyncd.integrations import registry
     from stocksyncd.runtime.executor import Executor, run_deadline
+    from stocksyncd.runtime.heap import settle_heap
     from stocksyncd.runtime.resources import SharedResources
     from stocksyncd.state import open_store
 
@@ -138,6 +139,7 @@ async def _sync(config: Config, name: str, dry_run: bool) -> RunResult:
         integration = registry.build(name, cfg, config, res)
         executor = Executor(state=state, clock=resources.clock, replica=config.daemon.replica,
                             debug_dir=config.daemon.debug_dir)
+        settle_heap()
         return await executor.run(
             integration, trigger="cli", dry_run=dry_run or cfg.dry_run,
             deadline=run_deadline(cfg, cfg.type), observer=res.counter,

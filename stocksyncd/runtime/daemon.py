@@ -28,6 +28,7 @@ from stocksyncd.integrations import registry
 from stocksyncd.integrations.base import Integration, Resources
 from stocksyncd.redact import register_secrets
 from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
+from stocksyncd.runtime.heap import settle_heap
 from stocksyncd.runtime.logs import setup_logging
 from stocksyncd.runtime.resources import IntegrationResources, SharedResources
 from stocksyncd.runtime.scheduler import (
@@ -606,6 +607,7 @@ class Daemon:
                 logger.error("{}", exc)
                 await self.stop()
                 return 1
+            settle_heap()  # start-up objects are permanent: keep them out of GC scans
             self.notifier.ready(self._status())
             while True:
                 intent = await self._intents.get()
