@@ -108,13 +108,17 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
           + " the run's own CPU: JSON of every page, planning, "
           f"saving the index and recording {ten['daemon']['facts']['changed']} changes "
           f"({cold['cpu_s']:.2f} s in the cold run, in one event loop, so only partly "
-          "overlapping the waits). "
+          "overlapping the waits). That CPU is measured as the daemon runs: once started it "
+          "freezes its start-up objects out of the garbage collector's scans and collects "
+          "young objects less often (`stocksyncd/runtime/heap.py`); before that, rescanning "
+          "the libraries' objects on every full collection cost about a third of a 10k run's "
+          "CPU (0.27 s instead of 0.18 s, and 0.57 s instead of 0.48 s of wall time). "
           + ("The simulators are no longer part of the gap: each "
           "serves from its own process, so InSales' answers do not wait for MoySklad's "
           "pages to be built. Separating them moved the 10k cold run by less than its "
-          "run-to-run variation (about 0.58-0.65 s in repeated runs, with the simulators in "
-          "one process or in two), so the 1.5x target is missed for stocksyncd's reasons: "
-          "the extra round and the CPU.\n" if ratio > 1.5 else
+          "run-to-run variation (0.58-0.65 s in repeated runs, before the garbage-collector "
+          "change, with the simulators in one process or in two), so the 1.5x target is "
+          "missed for stocksyncd's reasons: the extra round and the CPU.\n" if ratio > 1.5 else
           "The simulators are not part of the gap: each serves from its own process, so "
           "InSales' answers do not wait for MoySklad's pages to be built.\n"))
     big = next((r for r in rows if r["size"] >= 100_000), None)
