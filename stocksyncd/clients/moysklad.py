@@ -27,7 +27,6 @@ from stocksyncd.errors import (
     TransientError,
 )
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
-from stocksyncd.http.retry import call_with_retry
 from stocksyncd.http.transport import RequestObserver, Response, Transport
 from stocksyncd.redact import register_secrets
 
@@ -183,14 +182,9 @@ class MoySkladClient:
         self, path: str, params: Mapping[str, str | int | float], weight: float
     ) -> tuple[Response, Any]:
         """GET and parse; a cut-off body is retried like any other retriable failure."""
-        transport = self.transport
-
-        async def attempt() -> tuple[Response, Any]:
-            response = await transport.send_once("GET", path, params=params, weight=weight)
-            return response, response.json()
-
-        return await call_with_retry(attempt, transport.retry, clock=transport.clock,
-                                     rng=transport.rng)
+        response = await self.transport.request("GET", path, params=params, weight=weight,
+                                                expect_json=True)
+        return response, response.json()
 
     async def _product_page(
         self, params: Mapping[str, str | int | float]
