@@ -42,7 +42,7 @@ def warehouse_field(warehouse: int | None) -> str:
     return "quantity" if warehouse is None else f"quantity_at_warehouse{warehouse}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Variant:
     """A variant as listed; quantities are numbers or None (not tracked / unreadable)."""
 
@@ -60,7 +60,7 @@ class Variant:
         return self.warehouses.get(warehouse)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Product:
     """A product with its variants; ``updated_at`` is InSales' own timestamp string."""
 
@@ -152,33 +152,63 @@ def _int_id(raw: object) -> int | None:
     return None
 
 
+def _warehouse_fields(names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """The ``quantity_at_warehouseN`` fields among a variant's field names, with N."""
+    found = _WAREHOUSE_FIELDS.get(names)
+    if found is None:
+        found = tuple((name, int(m.group(1))) for name in names
+                      if (m := _WAREHOUSE_RE.match(name)) is not None)
+        if len(_WAREHOUSE_FIELDS) < _WAREHOUSE_FIELDS_MAX:
+            _WAREHOUSE_FIELDS[names] = found
+    return found
+
+
+# Variants of one shop share a handful of field layouts: remember which of
+# their fields are warehouses instead of matching every name of every variant.
+_WAREHOUSE_FIELDS: dict[tuple[str, ...], tuple[tuple[str, int], ...]] = {}
+_WAREHOUSE_FIELDS_MAX = 256
+
+
 def parse_variant(raw: object, product_id: int, problems: list[str]) -> Variant | None:
     """One variant, or None (with a problem noted) when it has no usable id."""
     if not isinstance(raw, dict):
         problems.append(f"product {product_id}: variant is not an object")
         return None
-    vid = _int_id(raw.get("id"))
-    if vid is None:
-        problems.append(f"product {product_id}: variant without a valid id ({raw.get('id')!r})")
-        return None
-    pid = _int_id(raw.get("product_id")) or product_id
-    try:
-        quantity = _number(raw.get("quantity"))
-    except ValueError as exc:
-        problems.append(f"variant {vid}: {exc}")
-        quantity = None
-    warehouses: dict[int, float | None] = {}
-    for name, value in raw.items():
-        m = _WAREHOUSE_RE.match(name)
-        if m is None:
-            continue
+    vid = raw.get("id")
+    if type(vid) is not int:  # the usual case is a plain int: skip the general path
+        vid = _int_id(vid)
+        if vid is None:
+            problems.append(f"product {product_id}: variant without a valid id "
+                            f"({raw.get('id')!r})")
+            return None
+    pid = raw.get("product_id")
+    if type(pid) is not int or pid <= 0:
+        pid = _int_id(pid) or product_id
+    quantity: float | None
+    q = raw.get("quantity")
+    if type(q) is int:
+        quantity = float(q)
+    else:
         try:
-            warehouses[int(m.group(1))] = _number(value)
+            quantity = _number(q)
+        except ValueError as exc:
+            problems.append(f"variant {vid}: {exc}")
+            quantity = None
+    warehouses: dict[int, float | None] = {}
+    for name, n in _warehouse_fields(tuple(raw)):
+        try:
+            warehouses[n] = _number(raw[name])
         except ValueError as exc:
             problems.append(f"variant {vid}: {name}: {exc}")
-            warehouses[int(m.group(1))] = None
+            warehouses[n] = None
+    sku = raw.get("sku")
+    barcode = raw.get("barcode")
     return Variant(
-        id=vid, product_id=pid, sku=_text(raw.get("sku")), barcode=_text(raw.get("barcode")),
+        id=vid, product_id=pid,
+        # Already-clean text is the usual case; _text handles numbers and padding.
+        sku=sku if type(sku) is str and sku and sku == sku.strip() else _text(sku),
+        barcode=(barcode if type(barcode) is str and barcode and barcode == barcode.strip()
+                 else _text(barcode)),
         quantity=quantity, warehouses=warehouses,
     )
 

@@ -128,6 +128,29 @@ def test_garbage_items_are_reported_not_fatal() -> None:
     assert any("without a valid id" in p for p in problems)
 
 
+def test_variants_of_different_layouts_keep_their_own_warehouses() -> None:
+    # Field layouts are remembered per set of names: a variant must never
+    # borrow another layout's warehouses.
+    problems: list[str] = []
+    product = parse_product({"id": 9, "variants": [
+        {"id": 1, "quantity": 1, "quantity_at_warehouse2": 5},
+        {"id": 2, "quantity": 1},
+        {"id": 3, "quantity": 1, "quantity_at_warehouse2": 6},
+        {"id": 4, "quantity_at_warehouse7": 8, "quantity": 1.5, "sku": "", "barcode": "  "},
+        {"id": True, "quantity": 1},
+        {"id": 6, "product_id": 0, "quantity": True, "sku": 12.0},
+    ]}, problems)
+    assert product is not None
+    by_id = {v.id: v for v in product.variants}
+    assert by_id[1].warehouses == {2: 5.0} and by_id[3].warehouses == {2: 6.0}
+    assert by_id[2].warehouses == {}
+    assert by_id[4].warehouses == {7: 8.0} and by_id[4].quantity == 1.5
+    assert (by_id[4].sku, by_id[4].barcode) == (None, None)
+    assert set(by_id) == {1, 2, 3, 4, 6}  # a boolean is not an id
+    assert by_id[6].product_id == 9 and by_id[6].quantity is None and by_id[6].sku == "12"
+    assert len(problems) == 2
+
+
 async def test_garbage_on_the_wire_does_not_crash(
     shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
