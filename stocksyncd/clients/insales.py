@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from stocksyncd.errors import InvalidResponseError
 from stocksyncd.http.transport import Transport
@@ -42,16 +43,21 @@ def warehouse_field(warehouse: int | None) -> str:
     return "quantity" if warehouse is None else f"quantity_at_warehouse{warehouse}"
 
 
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """A variant as listed; quantities are numbers or None (not tracked / unreadable)."""
+_NO_WAREHOUSES: Mapping[int, float | None] = MappingProxyType({})
+
+
+class Variant(NamedTuple):
+    """A variant as listed; quantities are numbers or None (not tracked / unreadable).
+
+    A NamedTuple, not a dataclass: a full scan builds one per variant of the shop.
+    """
 
     id: int
     product_id: int
     sku: str | None
     barcode: str | None
     quantity: float | None
-    warehouses: dict[int, float | None] = field(default_factory=dict)
+    warehouses: Mapping[int, float | None] = _NO_WAREHOUSES
 
     def stock(self, warehouse: int | None) -> float | None:
         """The quantity in ``warehouse`` (None = the variant's total ``quantity``)."""
@@ -60,8 +66,7 @@ class Variant:
         return self.warehouses.get(warehouse)
 
 
-@dataclass(frozen=True, slots=True)
-class Product:
+class Product(NamedTuple):
     """A product with its variants; ``updated_at`` is InSales' own timestamp string."""
 
     id: int

@@ -9,6 +9,7 @@ by ``moysklad_transport`` sends it on every request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -280,11 +281,10 @@ class MoySkladClient:
                 API, f"report/stock/all/current: expected a JSON array from {response.url}",
                 status=response.status,
             )
-        stock: dict[str, object] = {}
-        for row in data:
-            if isinstance(row, dict) and isinstance(row.get("assortmentId"), str):
-                stock[row["assortmentId"]] = row.get(stock_type)
-        return stock
+        return {
+            row["assortmentId"]: row.get(stock_type) for row in data
+            if type(row) is dict and type(row.get("assortmentId")) is str
+        }
 
     def requests_made(self) -> int:
         """HTTP attempts sent through the transport."""
@@ -293,10 +293,13 @@ class MoySkladClient:
 
 def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows in order, each id once (a row without an id is kept as it is)."""
+    ids = [row.get("id") for row in rows]
+    with contextlib.suppress(TypeError):  # an unhashable id: take the long way
+        if len(set(ids)) == len(ids):
+            return rows  # the usual case: every id once, nothing to drop
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
-    for row in rows:
-        rid = row.get("id")
+    for row, rid in zip(rows, ids, strict=True):
         if isinstance(rid, str):
             if rid in seen:
                 continue

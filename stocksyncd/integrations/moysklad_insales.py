@@ -49,14 +49,18 @@ class MoySkladSource:
             # The other call was cancelled; report the failure itself, not the group.
             raise failed.exceptions[0] from None
         products, stock = products_task.result(), stock_task.result()
+        field = self.key
         items: list[SourceItem] = []
+        add = items.append
         for product in products:
-            key = product.get(self.key)
+            key = product.get(field)
             if key is None or key == "":
                 continue  # the filter asked for a key; an answer without one is not ours
-            ref = str(product.get("id", ""))
+            ref = product.get("id", "")
+            if type(ref) is not str:
+                ref = str(ref)
             # Products that never took part in an operation are not in the report.
-            items.append(SourceItem(key=key, quantity=stock.get(ref, 0), ref=ref))
+            add(SourceItem(key, stock.get(ref, 0), ref))
         return items
 
     def requests_made(self) -> int:

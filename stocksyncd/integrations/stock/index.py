@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -295,15 +294,13 @@ class InSalesIndex:
         pending = dict(writes)
         if not pending:
             return
-        for pid, product in list(self.products.items()):
-            if not any(v.id in pending for v in product.variants):
-                continue
-            variants = []
-            for v in product.variants:
-                if v.id in pending:
-                    v = _with_stock(v, field_name, pending[v.id])  # noqa: PLW2901
-                variants.append(v)
-            self.products[pid] = dataclasses.replace(product, variants=tuple(variants))
+        owner = {v.id: pid for pid, product in self.products.items() for v in product.variants}
+        for pid in {owner[vid] for vid in pending if vid in owner}:
+            product = self.products[pid]
+            self.products[pid] = product._replace(variants=tuple(
+                _with_stock(v, field_name, pending[v.id]) if v.id in pending else v
+                for v in product.variants
+            ))
 
     # -- persistence (a compact JSON-able shape) ---------------------------
     def to_json(self) -> dict[str, Any]:
@@ -316,8 +313,9 @@ class InSalesIndex:
             "written_until": self.written_until,
             "products": [
                 [p.id, p.updated_at,
-                 [[v.id, v.sku, v.barcode, v.quantity,
-                   [[n, q] for n, q in v.warehouses.items()]] for v in p.variants]]
+                 # (n, q) tuples are written as JSON arrays, as lists would be
+                 [[v.id, v.sku, v.barcode, v.quantity, list(v.warehouses.items())]
+                  for v in p.variants]]
                 for p in self.products.values()
             ],
         }
@@ -329,14 +327,13 @@ class InSalesIndex:
             return None
         try:
             products = {}
-            for pid, updated, raw_variants in data["products"]:
-                variants = tuple(
-                    Variant(id=int(vid), product_id=int(pid), sku=sku, barcode=barcode,
-                            quantity=qty, warehouses={int(n): q for n, q in wh})
+            for raw_pid, updated, raw_variants in data["products"]:
+                pid = int(raw_pid)
+                products[pid] = Product(pid, str(updated), tuple(
+                    Variant(int(vid), pid, sku, barcode, qty,
+                            {int(n): q for n, q in wh} if wh else {})
                     for vid, sku, barcode, qty, wh in raw_variants
-                )
-                products[int(pid)] = Product(id=int(pid), updated_at=str(updated),
-                                             variants=variants)
+                ))
             written_until = data.get("written_until")
             return cls(products=products, watermark=data.get("watermark"),
                        full_at=data.get("full_at"), stale=bool(data.get("stale")),
@@ -347,9 +344,9 @@ class InSalesIndex:
 
 def _with_stock(variant: Variant, field_name: str, value: int) -> Variant:
     if field_name == "quantity":
-        return dataclasses.replace(variant, quantity=float(value))
+        return variant._replace(quantity=float(value))
     n = int(field_name.removeprefix("quantity_at_warehouse"))
-    return dataclasses.replace(variant, warehouses={**variant.warehouses, n: float(value)})
+    return variant._replace(warehouses={**variant.warehouses, n: float(value)})
 
 
 @dataclass

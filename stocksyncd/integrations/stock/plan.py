@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from stocksyncd.integrations.base import RunCounts
 from stocksyncd.integrations.stock.keys import (
@@ -25,8 +26,7 @@ SKIP_DUPLICATE_TARGET = "duplicate_target"
 SKIP_AMBIGUOUS_SOURCE = "ambiguous_source"
 
 
-@dataclass(frozen=True)
-class TargetVariant:
+class TargetVariant(NamedTuple):
     """An InSales variant as the planner sees it: normalised key and current figure."""
 
     id: int
@@ -34,8 +34,7 @@ class TargetVariant:
     current: float | None  # None: stock not tracked, or unreadable
 
 
-@dataclass(frozen=True)
-class PlannedWrite:
+class PlannedWrite(NamedTuple):
     """One variant whose figure differs from the source."""
 
     variant_id: int
