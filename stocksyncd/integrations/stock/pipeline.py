@@ -26,8 +26,15 @@ from stocksyncd.integrations.stock.index import (
     refresh_index,
 )
 from stocksyncd.integrations.stock.keys import normalize_key, show_quantity
-from stocksyncd.integrations.stock.model import SourceItem, StockSource
-from stocksyncd.integrations.stock.plan import Plan, PlannedWrite, TargetVariant, plan_stock
+from stocksyncd.integrations.stock.model import StockSource
+from stocksyncd.integrations.stock.plan import (
+    Plan,
+    PlannedWrite,
+    SourceStock,
+    TargetVariant,
+    plan_reduced,
+    reduce_source,
+)
 
 # Which InSales field carries the key when the config does not say.
 DEFAULT_TARGET_KEY = {"moysklad-insales": "sku", "kak2c-insales": "barcode"}
@@ -105,23 +112,31 @@ class StockSyncIntegration:
             result.duration_s = ctx.clock.monotonic() - started
         return result
 
-    async def _fetch(
-        self, ctx: RunContext, stored: InSalesIndex | None
-    ) -> tuple[list[SourceItem], InSalesIndex, RefreshReport]:
-        """Both sides at once; the first failure cancels the other."""
+    async def _fetch(self, ctx: RunContext) -> tuple[SourceStock, InSalesIndex, RefreshReport]:
+        """Both sides at once; the first failure cancels the other.
+
+        Each side does its own CPU work (reducing the source, loading the stored
+        index) while the other side's requests are in flight.
+        """
         async with asyncio.TaskGroup() as tg:
-            items = tg.create_task(self.source.fetch(ctx))
-            refreshed = tg.create_task(refresh_index(
-                self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
-                overlap=self.overlap, concurrency=self.cfg.write_concurrency,
-            ))
+            source = tg.create_task(self._read_source(ctx))
+            refreshed = tg.create_task(self._read_target(ctx))
         index, report = refreshed.result()
-        return items.result(), index, report
+        return source.result(), index, report
+
+    async def _read_source(self, ctx: RunContext) -> SourceStock:
+        return reduce_source(await self.source.fetch(ctx), self.cfg.negative)
+
+    async def _read_target(self, ctx: RunContext) -> tuple[InSalesIndex, RefreshReport]:
+        stored = InSalesIndex.from_json(await ctx.state.get_value(INDEX_SCOPE, self.index_key))
+        return await refresh_index(
+            self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
+            overlap=self.overlap, concurrency=self.cfg.write_concurrency,
+        )
 
     async def _run(self, ctx: RunContext, result: RunResult) -> None:
-        stored = InSalesIndex.from_json(await ctx.state.get_value(INDEX_SCOPE, self.index_key))
         try:
-            items, index, report = await self._fetch(ctx, stored)
+            source, index, report = await self._fetch(ctx)
         except* StockSyncError as group:
             result.status = "failed"
             for exc in group.exceptions:
@@ -134,8 +149,8 @@ class StockSyncIntegration:
             return
         ctx.log.info("{name}: insales index {mode} ({pages} pages, {n} products read)",
                      name=self.name, mode=report.mode, pages=report.pages, n=report.products_read)
-        plan = plan_stock(items, target_variants(index, self.key_field, self.cfg.warehouse),
-                          negative=self.cfg.negative, zero_guard=self.cfg.zero_guard)
+        plan = plan_reduced(source, target_variants(index, self.key_field, self.cfg.warehouse),
+                            zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
         if plan.abort is not None:
             result.status = "aborted"

@@ -136,7 +136,16 @@ def plan_stock(
     zero_guard: float = 0.5,
 ) -> Plan:
     """Match by key and plan the writes (see module docstring for the rules)."""
-    reduced = reduce_source(source, negative)
+    return plan_reduced(reduce_source(source, negative), targets, zero_guard=zero_guard)
+
+
+def plan_reduced(
+    reduced: SourceStock, targets: Iterable[TargetVariant], *, zero_guard: float = 0.5
+) -> Plan:
+    """``plan_stock`` for a source already reduced (``reduce_source``).
+
+    Lets a run reduce the source while the target is still being read.
+    """
     plan = Plan(counts=reduced.counts)
     counts = plan.counts
     # One variant per key; the (rare) keys held by several variants go to ``shared``.
