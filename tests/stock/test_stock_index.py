@@ -8,6 +8,7 @@ from stocksyncd.clients.insales import Product, Variant
 from stocksyncd.integrations.stock.index import (
     InSalesIndex,
     ScanResult,
+    WriteJournal,
     latest,
     needs_full,
     window_start,
@@ -105,3 +106,46 @@ def test_writes_move_the_next_window_past_them() -> None:
     assert index.since(60) == "2026-01-01T00:09:00.000+00:00"
     restored = InSalesIndex.from_json(index.to_json())
     assert restored is not None and restored.written_until == index.written_until
+
+
+def _stored_with_one_variant(snapshot: str) -> InSalesIndex:
+    index = InSalesIndex(watermark="2026-01-01T00:00:00.000+00:00", full_at=5.0,
+                         snapshot=snapshot)
+    index.products[10] = Product(10, "2026-01-01T00:00:00.000+00:00",
+                                 (Variant(1, 10, "A", None, 5.0, {2: 1.0}),))
+    return index
+
+
+def test_a_journal_brings_its_own_copy_up_to_date() -> None:
+    stored = _stored_with_one_variant("s1").to_json()
+    journal = WriteJournal("s1", "quantity_at_warehouse2", [(1, 7)],
+                           written_until="2026-01-01T00:01:00.000+00:00", stale=True)
+    index = InSalesIndex.load(stored, journal.to_json())
+    assert index is not None
+    (variant,) = index.variants()
+    assert variant.warehouses == {2: 7.0} and variant.quantity == 5.0
+    assert index.written_until == "2026-01-01T00:01:00.000+00:00" and index.stale
+
+
+@pytest.mark.parametrize("journal", [
+    None, [], {"version": 1}, {"version": 0, "snapshot": "s1", "field": "quantity", "writes": []},
+    {"version": 1, "snapshot": "s1", "field": "price", "writes": [[1, 7]]},
+    {"version": 1, "snapshot": "s1", "field": "quantity", "writes": [[1]]},
+    {"version": 1, "snapshot": "s1", "field": "quantity", "writes": [["x", 7]]},
+    {"version": 1, "snapshot": 5, "field": "quantity", "writes": [[1, 7]]},
+    # Written against another copy (an older one, or a save that never landed).
+    {"version": 1, "snapshot": "s0", "field": "quantity", "writes": [[1, 7]]},
+])
+def test_a_damaged_or_foreign_journal_is_ignored(journal: object) -> None:
+    index = InSalesIndex.load(_stored_with_one_variant("s1").to_json(), journal)
+    assert index is not None
+    (variant,) = index.variants()
+    assert variant.quantity == 5.0 and not index.stale
+
+
+def test_a_copy_without_a_name_takes_no_journal() -> None:
+    # Stored before journals existed: no journal can belong to it.
+    stored = _stored_with_one_variant("s1").to_json()
+    del stored["snapshot"]
+    index = InSalesIndex.load(stored, WriteJournal("", "quantity", [(1, 7)]).to_json())
+    assert index is not None and next(index.variants()).quantity == 5.0

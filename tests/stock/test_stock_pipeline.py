@@ -12,7 +12,7 @@ from stocksyncd.clock import FakeClock
 from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import TransientError
 from stocksyncd.integrations.base import RunContext
-from stocksyncd.integrations.stock.index import INDEX_SCOPE
+from stocksyncd.integrations.stock.index import INDEX_SCOPE, JOURNAL_SUFFIX, InSalesIndex
 from stocksyncd.integrations.stock.model import SourceItem
 from stocksyncd.integrations.stock.pipeline import StockSyncIntegration, build_stock_integration
 from stocksyncd.simulators.insales import InSalesSimulator, LaterFault
@@ -377,3 +377,56 @@ async def test_two_integrations_on_one_shop_at_once_keep_their_own_index(
     # Neither lost the record of its own writes, so nothing is written twice.
     assert (again_a.counts.written, again_b.counts.written) == (0, 0)
     assert put_count(sim) == writes
+
+
+async def test_a_run_that_writes_stores_the_index_as_read_and_a_journal(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    state: DictState, clock: FakeClock,
+) -> None:
+    pid = sim.add_product([{"barcode": "111", "quantity": 5}, {"barcode": "222", "quantity": 1}])
+    va, vb = (v["id"] for v in sim.products[pid]["variants"])
+    integration = make_integration(ListSource([SourceItem("111", 6, "s1"),
+                                               SourceItem("222", 1, "s2")]))
+    result = await integration.run(make_ctx())
+    assert result.status == "ok" and result.counts.written == 1
+    stored = state.values[(INDEX_SCOPE, "main/fulfilment")]
+    journal = state.values[(INDEX_SCOPE, "main/fulfilment" + JOURNAL_SUFFIX)]
+    # The copy is the shop as read (saved while the batch was in flight) ...
+    as_read = InSalesIndex.from_json(stored)
+    assert as_read is not None
+    assert {v.id: v.quantity for v in as_read.variants()} == {va: 5.0, vb: 1.0}
+    # ... and the journal names it and holds what the batch changed.
+    assert journal["snapshot"] == stored["snapshot"] and journal["writes"] == [(va, 6)]
+    loaded = InSalesIndex.load(stored, journal)
+    assert loaded is not None
+    assert {v.id: v.quantity for v in loaded.variants()} == {va: 6.0, vb: 1.0}
+    # A run without writes stores a new copy, to which the old journal does not belong.
+    clock.advance(60)
+    quiet = await integration.run(make_ctx(run_id="r2"))
+    assert quiet.status == "ok" and quiet.counts.changed == 0
+    again = state.values[(INDEX_SCOPE, "main/fulfilment")]
+    assert again["snapshot"] != journal["snapshot"]
+    reloaded = InSalesIndex.load(again, journal)
+    assert reloaded is not None and {v.quantity for v in reloaded.variants()} == {6.0, 1.0}
+
+
+class FailingState(DictState):
+    """A state store whose writes fail (a full disk, a lost database)."""
+
+    async def set_value(self, scope: str, key: str, value: Any) -> None:
+        raise OSError("disk full")
+
+
+async def test_an_index_that_cannot_be_saved_fails_the_run_but_keeps_its_audit(
+    sim: InSalesSimulator, make_integration: Factory, clock: FakeClock,
+) -> None:
+    pid = sim.add_product([{"barcode": "111", "quantity": 5}])
+    (va,) = (v["id"] for v in sim.products[pid]["variants"])
+    integration = make_integration(ListSource([SourceItem("111", 6, "s1")]))
+    ctx = RunContext(run_id="r1", dry_run=False, state=FailingState(),  # type: ignore[arg-type]
+                     clock=clock)
+    result = await integration.run(ctx)
+    assert result.status == "failed"
+    assert sim.variant(va)["quantity"] == 6
+    assert [(c.key, c.new, c.applied) for c in result.changes] == [("111", "6", True)]
+    assert any("saving the InSales index failed: disk full" in e for e in result.errors)

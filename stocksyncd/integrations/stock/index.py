@@ -61,6 +61,7 @@ from stocksyncd.clients.insales import (
 from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
 
 INDEX_SCOPE = "insales-index"
+JOURNAL_SUFFIX = "#writes"  # key of an index's write journal: the index key plus this
 INDEX_VERSION = 1
 DEFAULT_OVERLAP = 60.0  # InSales' 50 s request limit, plus slack (see above)
 # Before any product: a full scan is a cursor scan from the beginning of time,
@@ -242,6 +243,7 @@ class InSalesIndex:
     full_at: float | None = None  # our wall clock (epoch seconds)
     stale: bool = False  # force a full scan next time
     written_until: str | None = None  # InSales' clock: after our last accepted write
+    snapshot: str | None = None  # names the stored copy, for the journal of later writes
 
     def variants(self) -> Iterator[Variant]:
         """Every indexed variant."""
@@ -302,11 +304,24 @@ class InSalesIndex:
                 for v in product.variants
             ))
 
+    def apply_journal(self, journal: WriteJournal) -> None:
+        """Bring a stored copy up to date with the writes made after it was saved."""
+        self.record_writes(journal.writes, journal.field)
+        if journal.written_until is not None:
+            self.written_until = latest([journal.written_until], self.written_until)
+        self.stale = self.stale or journal.stale
+
+    def journal(self, writes: Iterable[tuple[int, int]], field_name: str) -> WriteJournal:
+        """The record of ``writes`` (already in this index) against the stored copy."""
+        return WriteJournal(snapshot=self.snapshot or "", field=field_name, writes=list(writes),
+                            written_until=self.written_until, stale=self.stale)
+
     # -- persistence (a compact JSON-able shape) ---------------------------
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
         return {
             "version": INDEX_VERSION,
+            "snapshot": self.snapshot,
             "watermark": self.watermark,
             "full_at": self.full_at,
             "stale": self.stale,
@@ -335,11 +350,67 @@ class InSalesIndex:
                     for vid, sku, barcode, qty, wh in raw_variants
                 ))
             written_until = data.get("written_until")
+            snapshot = data.get("snapshot")
             return cls(products=products, watermark=data.get("watermark"),
                        full_at=data.get("full_at"), stale=bool(data.get("stale")),
-                       written_until=written_until if isinstance(written_until, str) else None)
+                       written_until=written_until if isinstance(written_until, str) else None,
+                       snapshot=snapshot if isinstance(snapshot, str) else None)
         except (KeyError, TypeError, ValueError):
             return None
+
+    @classmethod
+    def load(cls, data: Any, journal: Any = None) -> InSalesIndex | None:
+        """The stored index with the journal of later writes applied, when it is this copy's."""
+        index = cls.from_json(data)
+        entry = WriteJournal.from_json(journal)
+        if index is not None and entry is not None and index.snapshot is not None and (
+                entry.snapshot == index.snapshot):
+            index.apply_journal(entry)
+        return index
+
+
+@dataclass
+class WriteJournal:
+    """Writes InSales accepted after the index was stored, against that stored copy.
+
+    A run with writes saves the index as it read it while its batches are in
+    flight (the save is then off the run's critical path), and afterwards only
+    this small record. Loading applies it to the copy it names; a journal of
+    any other copy (an older one, or one a failed save never replaced) is
+    ignored, and the writes it would have recorded are planned again and
+    rewritten unchanged: idempotent, and read back by the next scans.
+    """
+
+    snapshot: str
+    field: str  # "quantity" | "quantity_at_warehouseN"
+    writes: list[tuple[int, int]]  # (variant id, figure written)
+    written_until: str | None = None
+    stale: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {"version": INDEX_VERSION, "snapshot": self.snapshot, "field": self.field,
+                "writes": self.writes, "written_until": self.written_until,
+                "stale": self.stale}
+
+    @classmethod
+    def from_json(cls, data: Any) -> WriteJournal | None:
+        """The journal, or None when missing or damaged."""
+        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+            return None
+        try:
+            snapshot, field_name = data["snapshot"], data["field"]
+            writes = [(int(vid), int(value)) for vid, value in data["writes"]]
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not isinstance(snapshot, str) or not isinstance(field_name, str) or not (
+                field_name == "quantity" or field_name.removeprefix(
+                    "quantity_at_warehouse").isdigit()):
+            return None
+        until = data.get("written_until")
+        return cls(snapshot=snapshot, field=field_name, writes=writes,
+                   written_until=until if isinstance(until, str) else None,
+                   stale=bool(data.get("stale")))
 
 
 def _with_stock(variant: Variant, field_name: str, value: int) -> Variant:

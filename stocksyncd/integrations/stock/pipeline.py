@@ -8,6 +8,8 @@ the daemon goes on with its other jobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from typing import Any
 
 from stocksyncd.clients.insales import InSalesClient, basic_auth, warehouse_field
@@ -20,6 +22,7 @@ from stocksyncd.integrations.stock.apply import apply_writes
 from stocksyncd.integrations.stock.index import (
     DEFAULT_OVERLAP,
     INDEX_SCOPE,
+    JOURNAL_SUFFIX,
     InSalesIndex,
     RefreshReport,
     ScanFailed,
@@ -39,6 +42,7 @@ from stocksyncd.integrations.stock.plan import (
 # Which InSales field carries the key when the config does not say.
 DEFAULT_TARGET_KEY = {"moysklad-insales": "sku", "kak2c-insales": "barcode"}
 MAX_REPORTED_PROBLEMS = 50
+WIRE_TURNS = 4  # loop turns between starting a request and aiohttp sending it, with margin
 
 
 def target_variants(
@@ -86,6 +90,7 @@ class StockSyncIntegration:
         # shop at the same time would otherwise overwrite each other's copy (lost
         # update). Each still sees the other's writes, as changes in InSales.
         self.index_key = f"{shop_name}/{name}"
+        self.journal_key = self.index_key + JOURNAL_SUFFIX
         self.client = client
         self.source = source
         self.key_field = key_field
@@ -128,7 +133,10 @@ class StockSyncIntegration:
         return reduce_source(await self.source.fetch(ctx), self.cfg.negative)
 
     async def _read_target(self, ctx: RunContext) -> tuple[InSalesIndex, RefreshReport]:
-        stored = InSalesIndex.from_json(await ctx.state.get_value(INDEX_SCOPE, self.index_key))
+        stored = InSalesIndex.load(
+            await ctx.state.get_value(INDEX_SCOPE, self.index_key),
+            await ctx.state.get_value(INDEX_SCOPE, self.journal_key),
+        )
         return await refresh_index(
             self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
             overlap=self.overlap, concurrency=self.cfg.write_concurrency,
@@ -161,14 +169,48 @@ class StockSyncIntegration:
             result.changes = [_change(w, self.field_name, False) for w in plan.writes]
             result.message = f"dry run: {len(plan.writes)} changes planned, nothing written"
         elif plan.writes:
-            await self._apply(result, plan, index)
+            await self._apply(ctx, result, plan, index)
+            return
         else:
             result.message = "nothing to change"
-        await ctx.state.set_value(INDEX_SCOPE, self.index_key, index.to_json())
+        _state_failure(result, await self._save_index(ctx, index))
 
-    async def _apply(self, result: RunResult, plan: Plan, index: InSalesIndex) -> None:
-        outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
-                                     concurrency=self.cfg.write_concurrency)
+    async def _save_index(self, ctx: RunContext, index: InSalesIndex) -> Exception | None:
+        """Store the index; a failure is returned (the run records it) rather than raised."""
+        # A new name for every copy: a journal written against an older copy
+        # must never be applied to this one.
+        index.snapshot = uuid.uuid4().hex
+        try:
+            await ctx.state.set_value(INDEX_SCOPE, self.index_key, index.to_json())
+        except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
+            return exc
+        return None
+
+    async def _save_while_writing(self, ctx: RunContext, index: InSalesIndex) -> Exception | None:
+        # The batches go out first and the save fills the wait for their answers.
+        # aiohttp puts a request on the wire a few turns of the loop after it
+        # starts (the body is written by a task of its own); yielding that long
+        # costs nothing, as nothing else is waiting to run.
+        for _ in range(WIRE_TURNS):
+            await asyncio.sleep(0)
+        return await self._save_index(ctx, index)
+
+    async def _apply(
+        self, ctx: RunContext, result: RunResult, plan: Plan, index: InSalesIndex
+    ) -> None:
+        # The index as read is saved while the batches are in flight; what they
+        # change follows as a small journal (see WriteJournal).
+        saving = asyncio.ensure_future(self._save_while_writing(ctx, index))
+        try:
+            outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
+                                         concurrency=self.cfg.write_concurrency)
+        except BaseException:
+            saving.cancel()
+            with contextlib.suppress(BaseException):
+                await saving
+            raise
+        # Before the index changes below: the saved copy is the index as read.
+        failure = await saving
         written = {w.variant_id for w in outcome.written}
         result.changes = [_change(w, self.field_name, w.variant_id in written)
                           for w in plan.writes]
@@ -187,6 +229,14 @@ class StockSyncIntegration:
                               f"{len(outcome.failed)} failed")
         else:
             result.message = f"{len(outcome.written)} changes written"
+        if failure is None:
+            journal = index.journal(((w.variant_id, w.new) for w in outcome.written),
+                                    self.field_name)
+            try:
+                await ctx.state.set_value(INDEX_SCOPE, self.journal_key, journal.to_json())
+            except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
+                failure = exc
+        _state_failure(result, failure)
 
     def _report_plan(self, result: RunResult, plan: Plan, report: RefreshReport) -> None:
         result.counts = plan.counts
@@ -205,6 +255,16 @@ class StockSyncIntegration:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
         result.details.update(details)
+
+
+def _state_failure(result: RunResult, exc: Exception | None) -> None:
+    """Record that the index could not be stored: the next run reads InSales again."""
+    if exc is None:
+        return
+    result.status = "failed"
+    result.errors.append(f"state store: saving the InSales index failed: {exc}")
+    result.message = (result.message + "; " if result.message else "") + (
+        "the InSales index was not saved")
 
 
 # Positional on purpose: this exact signature is what both stock integrations call.
