@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import aiohttp
+import msgspec
 import orjson
 from yarl import URL
 
@@ -28,7 +29,7 @@ from stocksyncd.errors import (
     TransientError,
 )
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
-from stocksyncd.http.transport import RequestObserver, Response, Transport
+from stocksyncd.http.transport import Decoder, RequestObserver, Response, Transport
 from stocksyncd.redact import register_secrets
 
 API = "moysklad"
@@ -180,17 +181,19 @@ class MoySkladClient:
         return user_token_weight(self.transport.clock.now())
 
     async def _get_json(
-        self, path: str, params: Mapping[str, str | int | float], weight: float
+        self, path: str, params: Mapping[str, str | int | float], weight: float,
+        decoder: Decoder | None = None,
     ) -> tuple[Response, Any]:
         """GET and parse; a cut-off body is retried like any other retriable failure."""
         response = await self.transport.request("GET", path, params=params, weight=weight,
-                                                expect_json=True)
+                                                expect_json=True, decoder=decoder)
         return response, response.json()
 
     async def _product_page(
         self, params: Mapping[str, str | int | float]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        response, data = await self._get_json("entity/product", params, self.weight)
+        response, data = await self._get_json("entity/product", params, self.weight,
+                                              decode_product_page)
         page = data.get("rows") if isinstance(data, dict) else None
         meta = data.get("meta") if isinstance(data, dict) else None
         if not isinstance(page, list) or not isinstance(meta, dict):
@@ -289,6 +292,46 @@ class MoySkladClient:
     def requests_made(self) -> int:
         """HTTP attempts sent through the transport."""
         return self.transport.requests
+
+
+class _Row(TypedDict, total=False):
+    """The fields of a product the job reads; the others are skipped unread."""
+
+    id: Any
+    article: Any
+    code: Any
+    externalCode: Any
+
+
+class _Meta(TypedDict, total=False):
+    size: Any
+    limit: Any
+    nextHref: Any
+
+
+class _ProductPage(TypedDict, total=False):
+    meta: _Meta
+    rows: list[_Row]
+
+
+# Products carry dozens of fields (prices, barcodes, attributes, hrefs) the job
+# never reads: decoding only the ones it needs is about 3x faster than a full
+# parse, and a run reads every product.
+_PRODUCT_PAGE = msgspec.json.Decoder(_ProductPage)
+
+
+def decode_product_page(body: bytes) -> Any:
+    """A page of ``entity/product`` with only the fields the job reads.
+
+    An answer of another shape (rows that are not objects, say) is parsed in
+    full instead, for ``_product_page`` to judge as before.
+    """
+    try:
+        return _PRODUCT_PAGE.decode(body)
+    except msgspec.ValidationError:
+        return orjson.loads(body)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from stocksyncd.http.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from stocksyncd.redact import redact_url
 
 _UNPARSED: Any = object()
+Decoder = Callable[[bytes], Any]
 
 
 @dataclass
@@ -47,14 +48,18 @@ class Response:
     url: str  # already redacted
     _parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
 
-    def json(self) -> Any:
-        """Parse the body (once); a broken body is retriable (it is usually a cut-off answer)."""
+    def json(self, decoder: Decoder | None = None) -> Any:
+        """Parse the body (once); a broken body is retriable (it is usually a cut-off answer).
+
+        ``decoder`` replaces ``orjson.loads`` (say, one that skips fields the
+        caller does not need); it signals a malformed body with ``ValueError``.
+        """
         if self._parsed is not _UNPARSED:
             return self._parsed
         try:
-            self._parsed = orjson.loads(self.body)
+            self._parsed = (decoder or orjson.loads)(self.body)
             return self._parsed
-        except orjson.JSONDecodeError as exc:
+        except ValueError as exc:  # orjson.JSONDecodeError is one
             snippet = self.body[:80].decode("utf-8", "replace")
             raise InvalidResponseError(
                 self.api, f"invalid JSON from {self.url} (HTTP {self.status}): {snippet!r}",
@@ -175,12 +180,13 @@ class Transport:
         check: Check | None = None,
         retry: RetryPolicy | None = None,
         expect_json: bool = False,
+        decoder: Decoder | None = None,
     ) -> Response:
         """Send a request, retrying retriable failures under the shared policy.
 
-        With ``expect_json`` the body is parsed inside the retried attempt, so a
-        cut-off answer is fetched again instead of failing the caller (only for
-        requests that are safe to repeat).
+        With ``expect_json`` (or a ``decoder``) the body is parsed inside the
+        retried attempt, so a cut-off answer is fetched again instead of failing
+        the caller (only for requests that are safe to repeat).
         """
 
         async def attempt() -> Response:
@@ -188,8 +194,8 @@ class Transport:
                 method, path, params=params, json_body=json_body, headers=headers,
                 weight=weight, check=check,
             )
-            if expect_json:
-                response.json()
+            if expect_json or decoder is not None:
+                response.json(decoder)
             return response
 
         return await call_with_retry(attempt, retry or self.retry, clock=self.clock, rng=self.rng)
@@ -272,6 +278,7 @@ class Transport:
 __all__ = [
     "ApiError",
     "Check",
+    "Decoder",
     "ExchangeRecord",
     "RequestObserver",
     "Response",

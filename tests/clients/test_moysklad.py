@@ -11,6 +11,7 @@ import pytest
 
 from stocksyncd.clients.moysklad import (
     MoySkladClient,
+    decode_product_page,
     moysklad_limiter,
     moysklad_transport,
     user_token_weight,
@@ -281,3 +282,17 @@ def test_user_token_weight_follows_the_announced_schedule() -> None:
     assert user_token_weight(datetime(2026, 11, 30, 20, 59, tzinfo=UTC)) == 3.0
     assert user_token_weight(datetime(2026, 11, 30, 21, 0, tzinfo=UTC)) == 4.0
     assert user_token_weight(datetime(2027, 3, 1, tzinfo=UTC)) == 4.0
+
+
+def test_product_pages_decode_only_the_fields_the_job_reads() -> None:
+    body = (b'{"meta": {"size": 2, "limit": 1000, "href": "x"}, "rows": ['
+            b'{"id": "a", "article": "A-1", "name": "Bolt", "salePrices": [{"value": 1}]},'
+            b'{"id": "b", "code": "C-2", "externalCode": "E-2", "archived": false}]}')
+    page = decode_product_page(body)
+    assert page == {"meta": {"size": 2, "limit": 1000}, "rows": [
+        {"id": "a", "article": "A-1"}, {"id": "b", "code": "C-2", "externalCode": "E-2"}]}
+    # Another shape is parsed in full, for the client to judge as before.
+    odd = b'{"meta": {"size": 2}, "rows": [{"id": "a", "article": "A"}, "nonsense"]}'
+    assert decode_product_page(odd)["rows"][1] == "nonsense"
+    with pytest.raises(ValueError, match=r"truncated|malformed|JSON"):
+        decode_product_page(body[:40])
