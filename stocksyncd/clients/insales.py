@@ -199,23 +199,23 @@ def parse_variant(raw: object, product_id: int, problems: list[str]) -> Variant 
         except ValueError as exc:
             problems.append(f"variant {vid}: {exc}")
             quantity = None
-    warehouses: dict[int, float | None] = {}
-    for name, n in _warehouse_fields(tuple(raw)):
-        try:
-            warehouses[n] = _number(raw[name])
-        except ValueError as exc:
-            problems.append(f"variant {vid}: {name}: {exc}")
-            warehouses[n] = None
+    warehouses: Mapping[int, float | None] = _NO_WAREHOUSES
+    if fields := _warehouse_fields(tuple(raw)):
+        warehouses = {}
+        for name, n in fields:
+            try:
+                warehouses[n] = _number(raw[name])
+            except ValueError as exc:
+                problems.append(f"variant {vid}: {name}: {exc}")
+                warehouses[n] = None
+    # Already-clean text is the usual case; _text handles numbers and padding.
     sku = raw.get("sku")
+    if type(sku) is not str or not sku or sku != sku.strip():
+        sku = _text(sku)
     barcode = raw.get("barcode")
-    return Variant(
-        id=vid, product_id=pid,
-        # Already-clean text is the usual case; _text handles numbers and padding.
-        sku=sku if type(sku) is str and sku and sku == sku.strip() else _text(sku),
-        barcode=(barcode if type(barcode) is str and barcode and barcode == barcode.strip()
-                 else _text(barcode)),
-        quantity=quantity, warehouses=warehouses,
-    )
+    if type(barcode) is not str or not barcode or barcode != barcode.strip():
+        barcode = _text(barcode)
+    return Variant(vid, pid, sku, barcode, quantity, warehouses)
 
 
 def parse_product(raw: object, problems: list[str]) -> Product | None:
@@ -233,8 +233,7 @@ def parse_product(raw: object, problems: list[str]) -> Product | None:
         raw_variants = []
     variants = [v for r in raw_variants if (v := parse_variant(r, pid, problems)) is not None]
     updated = raw.get("updated_at")
-    return Product(id=pid, updated_at=updated if isinstance(updated, str) else "",
-                   variants=tuple(variants))
+    return Product(pid, updated if isinstance(updated, str) else "", tuple(variants))
 
 
 def parse_group_update(body: Any, sent: Sequence[int]) -> GroupUpdateResult:
