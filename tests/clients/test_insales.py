@@ -13,6 +13,7 @@ from stocksyncd.clients.insales import (
     basic_auth,
     parse_group_update,
     parse_product,
+    products_decoder,
 )
 from stocksyncd.clock import FakeClock
 from stocksyncd.errors import AuthError, RateLimitedError
@@ -32,13 +33,14 @@ async def shop(clock: FakeClock) -> AsyncIterator[InSalesSimulator]:
 
 def make_client(sim: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock,
                 *, password: str | None = None, limiter: WindowLimiter | None = None,
-                retry: RetryPolicy | None = None) -> InSalesClient:
+                retry: RetryPolicy | None = None,
+                warehouses: tuple[int, ...] = ()) -> InSalesClient:
     transport = Transport(
         session, api="insales", base_url=sim.url, clock=clock, limiter=limiter,
         headers=basic_auth(sim.api_key, password or sim.password),
         **({"retry": retry} if retry else {}),
     )
-    return InSalesClient(transport)
+    return InSalesClient(transport, warehouses=warehouses)
 
 
 async def test_full_cursor_scan_reads_every_product_once(
@@ -97,13 +99,16 @@ async def test_parses_variants_and_warehouses(
          "quantity_at_warehouse0": "3.0", "quantity_at_warehouse1": 4.0},
         {"sku": None, "barcode": None, "quantity": None},
     ])
-    client = make_client(shop, session, clock)
+    client = make_client(shop, session, clock, warehouses=(0, 1))
     page = await client.products_page()
     (product,) = page.products
     assert product.id == pid and product.updated_at
     a, b = product.variants
     assert (a.sku, a.barcode, a.quantity) == ("A-1", "4601234567890", 7.0)
     assert a.warehouses == {0: 3.0, 1: 4.0}
+    # Warehouses nobody asked for are not read.
+    (only,) = (await make_client(shop, session, clock, warehouses=(1,)).products_page()).products
+    assert only.variants[0].warehouses == {1: 4.0}
     assert a.stock(1) == 4.0 and a.stock(None) == 7.0 and a.stock(5) is None
     assert (b.sku, b.barcode, b.quantity) == (None, None, None)
     assert page.problems == []
@@ -264,3 +269,19 @@ async def test_limiter_learns_usage_from_header(
     shop.used = 120  # another application process spent budget meanwhile
     await client.products_page()
     assert limiter.used >= 121
+
+
+def test_the_products_decoder_reads_only_what_a_stock_job_needs() -> None:
+    body = (b'[{"id": 1, "title": "Bolt", "description": "<p>long</p>", "updated_at": "t",'
+            b' "images": [{"url": "x"}], "variants": [{"id": 5, "product_id": 1, "sku": "A",'
+            b' "barcode": null, "quantity": 2, "price": "9.5", "quantity_at_warehouse0": 1,'
+            b' "quantity_at_warehouse3": 4, "option_values": [{"id": 1}]}]}]')
+    assert products_decoder((3,))(body) == [{"id": 1, "updated_at": "t", "variants": [
+        {"id": 5, "product_id": 1, "sku": "A", "barcode": None, "quantity": 2,
+         "quantity_at_warehouse3": 4}]}]
+    # Any other shape is parsed in full, for the parsers to report item by item.
+    odd = b'[{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]'
+    assert products_decoder()(odd) == [{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]
+    assert products_decoder()(b'{"errors": "x"}') == {"errors": "x"}
+    with pytest.raises(ValueError, match="truncated"):
+        products_decoder()(body[:50])

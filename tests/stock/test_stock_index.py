@@ -42,6 +42,14 @@ def test_needs_full(index: InSalesIndex | None, now: float, reason: str | None) 
     assert needs_full(index, now, 3600.0) == reason
 
 
+def test_an_index_made_for_another_stock_field_is_rebuilt() -> None:
+    index = InSalesIndex(watermark="w", full_at=100.0, field="quantity_at_warehouse1")
+    assert needs_full(index, 110.0, 3600.0, "quantity_at_warehouse1") is None
+    assert needs_full(index, 110.0, 3600.0, "quantity") == "index made for another stock field"
+    assert needs_full(InSalesIndex(watermark="w", full_at=100.0), 110.0, 3600.0,
+                      "quantity") == "index made for another stock field"
+
+
 def product(pid: int, updated: str, *variants: Variant) -> Product:
     return Product(id=pid, updated_at=updated, variants=variants)
 

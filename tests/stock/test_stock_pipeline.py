@@ -252,6 +252,26 @@ async def test_warehouse_field_is_written_when_configured(
     assert sim.variant(vid)["quantity_at_warehouse0"] == 1
 
 
+async def test_moving_the_job_to_another_warehouse_rebuilds_its_index(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    # Only the configured warehouse is read: the index of warehouse 1 knows
+    # nothing of warehouse 0, so after the move the shop is read again.
+    pid = sim.add_product([{"barcode": "111", "warehouses": [1, 6]}])
+    vid = sim.products[pid]["variants"][0]["id"]
+    source = ListSource([SourceItem("111", 6, "a")])
+    first = await make_integration(source, warehouse=1).run(make_ctx())
+    assert first.counts.changed == 0 and first.details["index_mode"] == "full"
+    clock.advance(60)
+    moved = await make_integration(source, warehouse=0).run(make_ctx(run_id="r2"))
+    assert moved.details["index_mode"] == "full"
+    assert moved.details["index_full_reason"] == "index made for another stock field"
+    assert [(c.field, c.old, c.new) for c in moved.changes] == [
+        ("quantity_at_warehouse0", "1", "6")]
+    assert sim.variant(vid)["quantity_at_warehouse0"] == 6
+
+
 async def test_rate_limit_storm_during_run_is_waited_out(
     sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
     clock: FakeClock,

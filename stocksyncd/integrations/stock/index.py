@@ -244,6 +244,9 @@ class InSalesIndex:
     stale: bool = False  # force a full scan next time
     written_until: str | None = None  # InSales' clock: after our last accepted write
     snapshot: str | None = None  # names the stored copy, for the journal of later writes
+    # The stock field its variants were read for: only that warehouse's figures
+    # are read, so an index made for another field cannot be used.
+    field: str | None = None
 
     def variants(self) -> Iterator[Variant]:
         """Every indexed variant."""
@@ -322,6 +325,7 @@ class InSalesIndex:
         return {
             "version": INDEX_VERSION,
             "snapshot": self.snapshot,
+            "field": self.field,
             "watermark": self.watermark,
             "full_at": self.full_at,
             "stale": self.stale,
@@ -351,10 +355,12 @@ class InSalesIndex:
                 ))
             written_until = data.get("written_until")
             snapshot = data.get("snapshot")
+            field_name = data.get("field")
             return cls(products=products, watermark=data.get("watermark"),
                        full_at=data.get("full_at"), stale=bool(data.get("stale")),
                        written_until=written_until if isinstance(written_until, str) else None,
-                       snapshot=snapshot if isinstance(snapshot, str) else None)
+                       snapshot=snapshot if isinstance(snapshot, str) else None,
+                       field=field_name if isinstance(field_name, str) else None)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -431,10 +437,17 @@ class RefreshReport:
     reason: str = ""
 
 
-def needs_full(index: InSalesIndex | None, now: float, full_every: float) -> str | None:
-    """Why the next scan must be full, or None when an incremental one will do."""
+def needs_full(
+    index: InSalesIndex | None, now: float, full_every: float, field: str | None = None
+) -> str | None:
+    """Why the next scan must be full, or None when an incremental one will do.
+
+    ``field``: the stock field the run reads (None: any will do).
+    """
     if index is None:
         return "no index yet"
+    if field is not None and index.field != field:
+        return "index made for another stock field"
     if index.stale:
         return "index marked stale"
     if index.full_at is None or index.watermark is None:
@@ -454,14 +467,17 @@ async def refresh_index(
     full_every: float,
     overlap: float = DEFAULT_OVERLAP,
     concurrency: int = 1,
+    field: str | None = None,
 ) -> tuple[InSalesIndex, RefreshReport]:
     """Bring the index up to date: a full scan when due, else an incremental one.
 
     A full scan reads pages by number, ``concurrency`` at a time, when
     ``concurrency`` > 1 and the pages prove complete; otherwise it walks the
     cursor. Raises ``ScanFailed`` with the index untouched when any page fails.
+    ``field`` is the stock field ``client`` reads (an index made for another
+    one is rebuilt).
     """
-    reason = needs_full(index, now, full_every)
+    reason = needs_full(index, now, full_every, field)
     since = None
     if reason is None and index is not None and index.watermark is not None:
         since = index.since(overlap)
@@ -473,7 +489,7 @@ async def refresh_index(
             scan = await scan_all_pages(client, concurrency=concurrency)
         if scan is None:
             scan = await scan_products(client, None)
-        fresh = InSalesIndex(full_at=now)
+        fresh = InSalesIndex(full_at=now, field=field)
         fresh.merge(scan)
         if fresh.watermark is None:
             fresh.watermark = EPOCH  # an empty shop: start incremental scans from the beginning

@@ -139,7 +139,7 @@ class StockSyncIntegration:
         )
         return await refresh_index(
             self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
-            overlap=self.overlap, concurrency=self.cfg.write_concurrency,
+            overlap=self.overlap, concurrency=self.cfg.write_concurrency, field=self.field_name,
         )
 
     async def _run(self, ctx: RunContext, result: RunResult) -> None:
@@ -298,6 +298,7 @@ def build_stock_integration(  # noqa: PLR0917
     )
     key_field = str(getattr(cfg, "target_key", None) or DEFAULT_TARGET_KEY.get(type_, "sku"))
     return StockSyncIntegration(
-        name=name, type_=type_, cfg=cfg, shop_name=shop_name, client=InSalesClient(transport),
+        name=name, type_=type_, cfg=cfg, shop_name=shop_name, client=InSalesClient(
+            transport, warehouses=() if cfg.warehouse is None else (cfg.warehouse,)),
         source=source, key_field=key_field,
     )
