@@ -21,6 +21,7 @@ from stocksyncd.config import IntegrationBase, effective_every
 from stocksyncd.integrations.base import Integration, RunContext, RunResult
 from stocksyncd.redact import redact
 from stocksyncd.runtime.debugdump import dump_run
+from stocksyncd.runtime.heap import collection_paused
 from stocksyncd.runtime.resources import IntegrationObserver
 from stocksyncd.state.api import StateStore
 
@@ -129,7 +130,8 @@ class Executor:
         timer = asyncio.timeout(deadline)
         try:
             async with timer:
-                result = await integration.run(ctx)
+                with collection_paused():
+                    result = await integration.run(ctx)
         except asyncio.CancelledError as exc:
             reason = str(exc.args[0]) if exc.args and exc.args[0] else "cancelled"
             result = RunResult(integration=name, status="failed", errors=[reason],

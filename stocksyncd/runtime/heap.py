@@ -9,11 +9,21 @@ Freezing them (``gc.freeze``) leaves them out of every later collection, and
 a larger first-generation threshold makes young collections rarer while the
 amount of cyclic garbage waiting stays small (plain garbage is freed by
 reference counting at once). See docs/benchmarks.md for the numbers.
+
+While a run is in progress automatic collection is paused
+(``collection_paused``): everything a run builds stays alive until it
+ends, so a collection in the middle only walks live objects (10-30 ms per
+10k variants, measured) and frees nothing; once the run is over its
+objects are freed by reference counting and no collection needs to see
+them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import time
+from collections.abc import Iterator
 
 # Collections of the youngest generation every this many net allocations of
 # container objects, instead of Python's default 700.
@@ -26,3 +36,39 @@ def settle_heap() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
+
+
+# Runs that overlap for longer than this still get their young objects
+# collected, at the end of each run: cyclic garbage cannot pile up without bound.
+MAX_PAUSE = 60.0
+
+
+class _Pause:
+    active = 0  # runs in progress
+    since = 0.0  # monotonic time the pause began (or last collected)
+    owned = False  # whether we disabled the collector (and so re-enable it)
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No automatic cyclic collection while any run is in progress (see the module notes).
+
+    Runs may overlap: the collector resumes when the last one ends. A
+    collector someone else disabled stays disabled.
+    """
+    if _Pause.active == 0:
+        _Pause.owned = gc.isenabled()
+        _Pause.since = time.monotonic()
+        if _Pause.owned:
+            gc.disable()
+    _Pause.active += 1
+    try:
+        yield
+    finally:
+        _Pause.active -= 1
+        if _Pause.owned:
+            if _Pause.active == 0:
+                gc.enable()
+            elif time.monotonic() - _Pause.since > MAX_PAUSE:
+                gc.collect(1)
+                _Pause.since = time.monotonic()

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from stocksyncd.runtime.heap import GEN0_THRESHOLD, settle_heap
+from stocksyncd.runtime import heap
+from stocksyncd.runtime.heap import GEN0_THRESHOLD, collection_paused, settle_heap
 
 
 @pytest.fixture
@@ -30,3 +31,45 @@ def test_settle_heap_freezes_start_up_objects_and_raises_gen0(restored_gc: None)
     cycle.append(cycle)
     del cycle
     assert gc.collect() >= 1
+
+
+def test_collection_pauses_while_any_run_is_in_progress() -> None:
+    assert gc.isenabled()
+    first, second = collection_paused(), collection_paused()
+    first.__enter__()
+    assert not gc.isenabled()
+    second.__enter__()  # a second run overlaps the first
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second is still running
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_failing_run_resumes_collection() -> None:
+    with pytest.raises(RuntimeError), collection_paused():
+        raise RuntimeError("run failed")
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_elsewhere_stays_disabled() -> None:
+    gc.disable()
+    try:
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_long_overlapping_runs_still_collect_young_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heap, "MAX_PAUSE", 0.0)
+    collected: list[int] = []
+    monkeypatch.setattr(heap.gc, "collect", lambda generation=2: collected.append(generation))
+    with collection_paused():
+        with collection_paused():
+            pass
+        assert collected == [1]  # the inner run ended after the pause had gone on too long
+        assert not gc.isenabled()
+    assert gc.isenabled()

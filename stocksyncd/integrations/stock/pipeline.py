@@ -124,8 +124,9 @@ class StockSyncIntegration:
         index) while the other side's requests are in flight.
         """
         async with asyncio.TaskGroup() as tg:
-            source = tg.create_task(self._read_source(ctx))
+            # InSales first: its reads are the longer chain (count, then the pages).
             refreshed = tg.create_task(self._read_target(ctx))
+            source = tg.create_task(self._read_source(ctx))
         index, report = refreshed.result()
         return source.result(), index, report
 
@@ -133,10 +134,10 @@ class StockSyncIntegration:
         return reduce_source(await self.source.fetch(ctx), self.cfg.negative)
 
     async def _read_target(self, ctx: RunContext) -> tuple[InSalesIndex, RefreshReport]:
-        stored = InSalesIndex.load(
-            await ctx.state.get_value(INDEX_SCOPE, self.index_key),
-            await ctx.state.get_value(INDEX_SCOPE, self.journal_key),
-        )
+        data = await ctx.state.get_value(INDEX_SCOPE, self.index_key)
+        journal = None if data is None else await ctx.state.get_value(INDEX_SCOPE,
+                                                                      self.journal_key)
+        stored = InSalesIndex.load(data, journal)
         return await refresh_index(
             self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
             overlap=self.overlap, concurrency=self.cfg.write_concurrency, field=self.field_name,
