@@ -315,7 +315,7 @@ class InSalesIndex:
         self.stale = self.stale or journal.stale
 
     def journal(self, writes: Iterable[tuple[int, int]], field_name: str) -> WriteJournal:
-        """The record of ``writes`` (already in this index) against the stored copy."""
+        """The record of ``writes`` made since this index was stored, against that copy."""
         return WriteJournal(snapshot=self.snapshot or "", field=field_name, writes=list(writes),
                             written_until=self.written_until, stale=self.stale)
 

@@ -218,9 +218,10 @@ class StockSyncIntegration:
         result.counts.written = len(outcome.written)
         result.errors.extend(outcome.errors)
         result.details["batches"] = outcome.batches
-        index.record_writes(((w.variant_id, w.new) for w in outcome.written), self.field_name)
+        # The saved copy plus the journal below is the index from now on: this
+        # copy is not saved again, so the written figures go to the journal only.
         if outcome.written:
-            # The written figures are in the index now; the next scans start after them.
+            # The next scans start after our writes (their figures are in the journal).
             index.mark_written(outcome.server_time)
         if outcome.failed:
             # A refused variant may have been deleted in InSales: rebuild the index next run.
