@@ -97,30 +97,34 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
         # stocksyncd's own request pattern: count.json + page 1, the other pages 4 at a
         # time, then the writes 4 at a time (MoySklad's side finishes earlier at 10k).
         rounds = 1 + math.ceil((pages - 1) / 4) + math.ceil(batches / 4)
-        w(f"**What is left between the 10k run and the bound ({ratio:.1f}x).** The bound "
+        w(f"**What is left between the 10k run and the bound ({ratio:.2f}x).** The bound "
           "assumes every page of a side in flight from the first moment; stocksyncd needs one "
           "round trip (InSales' count, MoySklad's `meta.size`) before it knows the other "
           f"pages, so its InSales reads take one round more: {rounds} rounds of "
           f"{lat * 1000:.0f} ms with the writes, {rounds * lat:.2f} s of waiting against the "
           f"bound's {ten['bound']['bound_s']:.2f} s. The other "
-          f"{cold['wall_s'] - rounds * lat:.2f} s of the {cold['wall_s']:.2f} s "
-          + ("fit within" if cold["wall_s"] - rounds * lat <= cold["cpu_s"] else "exceed")
-          + " the run's own CPU: JSON of every page, planning, "
-          f"saving the index and recording {ten['daemon']['facts']['changed']} changes "
-          f"({cold['cpu_s']:.2f} s in the cold run, in one event loop, so only partly "
-          "overlapping the waits). That CPU is measured as the daemon runs: once started it "
-          "freezes its start-up objects out of the garbage collector's scans and collects "
-          "young objects less often (`stocksyncd/runtime/heap.py`); before that, rescanning "
-          "the libraries' objects on every full collection cost about a third of a 10k run's "
-          "CPU (0.27 s instead of 0.18 s, and 0.57 s instead of 0.48 s of wall time). "
-          + ("The simulators are no longer part of the gap: each "
-          "serves from its own process, so InSales' answers do not wait for MoySklad's "
-          "pages to be built. Separating them moved the 10k cold run by less than its "
-          "run-to-run variation (0.58-0.65 s in repeated runs, before the garbage-collector "
-          "change, with the simulators in one process or in two), so the 1.5x target is "
-          "missed for stocksyncd's reasons: the extra round and the CPU.\n" if ratio > 1.5 else
-          "The simulators are not part of the gap: each serves from its own process, so "
-          "InSales' answers do not wait for MoySklad's pages to be built.\n"))
+          f"{cold['wall_s'] - rounds * lat:.2f} s of the {cold['wall_s']:.2f} s are the "
+          "run's own CPU where it cannot overlap the waits, in one event loop: decoding and "
+          "parsing the pages that arrive last, planning, recording "
+          f"{ten['daemon']['facts']['changed']} changes "
+          f"({cold['cpu_s']:.2f} s of CPU in the whole cold run). What keeps that small: the "
+          "two big listings (InSales products, MoySklad products) are decoded into only the "
+          "fields the job reads (msgspec) instead of being parsed whole; the per-item records "
+          "are NamedTuples; the source is reduced, and the stored index loaded, while the "
+          "other side's requests are in flight; a run that writes saves the index while its "
+          "batches are in flight and afterwards only a small journal of what they changed; "
+          "and the cyclic garbage collector is paused while a run is in progress "
+          "(`stocksyncd/runtime/heap.py`: a run's objects live until it ends, so a "
+          "collection in the middle only walks them) and never rescans the objects of "
+          "start-up, which are frozen out of it.\n")
+        spread = ten.get("repeats")
+        if spread:
+            walls = sorted(spread)
+            mid = walls[len(walls) // 2]
+            w(f"**Run to run.** On this two-core machine the simulators share the cores with "
+              f"stocksyncd, and the 10k cold run varies: {len(walls)} more cold runs took "
+              f"{walls[0]:.2f}-{walls[-1]:.2f} s (median {mid:.2f} s, "
+              f"{mid / ten['bound']['bound_s']:.2f}x the bound).\n")
     big = next((r for r in rows if r["size"] >= 100_000), None)
     if big is not None:
         cold = _run(big, "cold")
@@ -213,7 +217,9 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       "is timed, forwards the benchmark's control calls (request counts, reset, stock "
       "changes) to both; "
       "each simulator process builds the same deterministic data. "
-      f"{latency_ms:.0f} ms fixed latency on every request, real rate limits: "
+      f"{latency_ms:.0f} ms fixed latency on every request (counted from the "
+      "request's arrival, the simulator's own work included, so a page that takes a "
+      "few milliseconds to build does not make the round trip longer), real rate limits: "
       "InSales 500 requests per 5 minutes "
       "(503 + `Retry-After` beyond), MoySklad 45 weight units per 3 s at 2 units per "
       "request (5 per stock report) and at most 5 in flight (429 + "
@@ -327,9 +333,14 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
         w(f"* At 10k, at least 10x faster than the sequential reference: "
           f"**{'met' if speed >= 10 else 'missed'}** ({speed:.1f}x cold, "
           f"{ten['reference']['wall_s'] / _run(ten, 'warm')['wall_s']:.1f}x warm).")
-        w(f"* At 10k, within 1.5x of the lower bound: **{'met' if ratio <= 1.5 else 'missed'}** "
-          f"({ratio:.1f}x cold, {_run(ten, 'warm')['wall_s'] / ten['bound']['bound_s']:.1f}x "
-          "warm against the cold bound).")
+        bound = ten["bound"]["bound_s"]
+        walls = sorted([cold["wall_s"], *ten.get("repeats", [])])
+        typical = walls[len(walls) // 2] / bound  # the median cold run decides, not one lucky run
+        spread = (f"median of {len(walls)} cold runs {typical:.2f}x, from "
+                  f"{walls[0] / bound:.2f}x to {walls[-1] / bound:.2f}x; " if len(walls) > 1
+                  else f"{ratio:.2f}x cold, ")
+        w(f"* At 10k, within 1.5x of the lower bound: **{'met' if typical <= 1.5 else 'missed'}** "
+          f"({spread}{_run(ten, 'warm')['wall_s'] / bound:.1f}x warm against the cold bound).")
     if cpu:
         w(f"* CPU under 1 s per 100k variants for matching and planning: "
           f"**{'met' if cpu['total_s'] < 1.0 else 'missed'}** ({cpu['total_s']:.2f} s).")

@@ -14,8 +14,9 @@ For each catalogue size (variants, 5% of the stock changed):
    concurrency and the rate budgets (``bench/bound.py``);
 4. the steady state of the every-minute Kak2c -> InSales job.
 
-Plus CPU seconds of pure matching and planning at 100k variants. Raw results
-go to bench/results/*.json. ``--quick`` runs 1k and 10k only.
+Plus CPU seconds of pure matching and planning at 100k variants, and (at
+10k) ``--repeats`` more cold runs for the run-to-run spread. Raw results go
+to bench/results/*.json. ``--quick`` runs 1k and 10k only.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--quick", action="store_true", help="1k and 10k only")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="extra cold runs at 10k, for the run-to-run spread")
     parser.add_argument("--report-only", action="store_true",
                         help="regenerate the docs from bench/results/*.json")
     args = parser.parse_args(argv)
@@ -85,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             steady = _child("bench.steady", str(size))
             result = {"size": size, "latency": args.latency, "daemon": daemon,
                       "reference": reference, "steady": steady}
+            if size == 10_000 and args.repeats > 0:
+                print(f"[{size}] {args.repeats} more cold runs ...", flush=True)
+                result["repeats"] = [
+                    with_sims(size, args.latency, "bench.daemon_run")["runs"][0]["wall_s"]
+                    for _ in range(args.repeats)
+                ]
             (RESULTS / f"size-{size}.json").write_text(json.dumps(result, indent=1))
         print("cpu: matching and planning ...", flush=True)
         cpu = _child("bench.cpu", "100000")
