@@ -20,10 +20,8 @@ from email.utils import parsedate_to_datetime
 from types import GenericAlias, MappingProxyType
 from typing import Any, NamedTuple, TypedDict
 
-import msgspec
-import orjson
-
 from stocksyncd.errors import InvalidResponseError
+from stocksyncd.http.decode import selective
 from stocksyncd.http.transport import Decoder, Transport
 
 API = "insales"
@@ -253,27 +251,16 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
     """A decoder of products.json that reads only what a stock job needs.
 
     Products and variants carry dozens of fields (descriptions, images,
-    prices, options) that a stock job never reads; msgspec skips them
-    without building them. Of the ``quantity_at_warehouseN`` fields only
-    those of ``warehouses`` are read. An answer of another shape (a variant
-    that is not an object, say) is parsed in full instead, for the parsers
-    to report item by item as before.
+    prices, options) that a stock job never reads (see ``http.decode``). Of
+    the ``quantity_at_warehouseN`` fields only those of ``warehouses`` are
+    read. An answer of another shape (a variant that is not an object, say)
+    is parsed in full, for the parsers to report item by item as before.
     """
     names = (*_VARIANT_FIELDS, *(warehouse_field(n) for n in sorted(set(warehouses))))
     variant = _typed_dict("InSalesVariant", dict.fromkeys(names, Any))
     product = _typed_dict("InSalesProduct",
                           {"id": Any, "updated_at": Any, "variants": GenericAlias(list, variant)})
-    typed = msgspec.json.Decoder(GenericAlias(list, product))
-
-    def decode(body: bytes) -> Any:
-        try:
-            return typed.decode(body)
-        except msgspec.ValidationError:
-            return orjson.loads(body)
-        except msgspec.DecodeError as exc:
-            raise ValueError(str(exc)) from exc
-
-    return decode
+    return selective(GenericAlias(list, product))
 
 
 def parse_group_update(body: Any, sent: Sequence[int]) -> GroupUpdateResult:

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypedDict
 
 import aiohttp
-import msgspec
 import orjson
 from yarl import URL
 
@@ -28,6 +27,7 @@ from stocksyncd.errors import (
     RateLimitedError,
     TransientError,
 )
+from stocksyncd.http.decode import selective
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
 from stocksyncd.http.transport import Decoder, RequestObserver, Response, Transport
 from stocksyncd.redact import register_secrets
@@ -317,21 +317,9 @@ class _ProductPage(TypedDict, total=False):
 # Products carry dozens of fields (prices, barcodes, attributes, hrefs) the job
 # never reads: decoding only the ones it needs is about 3x faster than a full
 # parse, and a run reads every product.
-_PRODUCT_PAGE = msgspec.json.Decoder(_ProductPage)
-
-
-def decode_product_page(body: bytes) -> Any:
-    """A page of ``entity/product`` with only the fields the job reads.
-
-    An answer of another shape (rows that are not objects, say) is parsed in
-    full instead, for ``_product_page`` to judge as before.
-    """
-    try:
-        return _PRODUCT_PAGE.decode(body)
-    except msgspec.ValidationError:
-        return orjson.loads(body)
-    except msgspec.DecodeError as exc:
-        raise ValueError(str(exc)) from exc
+# An answer of another shape (rows that are not objects, say) is parsed in
+# full, for ``_product_page`` to judge as before.
+decode_product_page = selective(_ProductPage)
 
 
 def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

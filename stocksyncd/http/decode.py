@@ -1,0 +1,33 @@
+"""Decoding large JSON answers into only the fields a caller reads.
+
+Listings such as InSales' products or MoySklad's entity/product carry dozens
+of fields per item that a sync never reads. A msgspec decoder typed with the
+wanted fields skips the rest without building them; an answer of any other
+shape is parsed in full instead, so the caller's own checks see it and report
+it as before. A malformed body raises ``ValueError``, which the transport
+treats as a cut-off answer and retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import orjson
+
+from stocksyncd.http.transport import Decoder
+
+
+def selective(shape: Any) -> Decoder:
+    """A body decoder that reads ``shape`` (TypedDicts naming the wanted fields)."""
+    typed = msgspec.json.Decoder(shape)
+
+    def decode(body: bytes) -> Any:
+        try:
+            return typed.decode(body)
+        except msgspec.ValidationError:
+            return orjson.loads(body)
+        except msgspec.DecodeError as exc:
+            raise ValueError(str(exc)) from exc
+
+    return decode
