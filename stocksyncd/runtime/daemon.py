@@ -14,6 +14,7 @@ import errno
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 HEARTBEAT_EVERY = 15.0
 PRUNE_EVERY_BEATS = 240  # once an hour, and once at start
+QUOTA_HISTORY = timedelta(days=2)  # quota buckets untouched this long are deleted
 CANCELLED_AT_SHUTDOWN = "cancelled at shutdown"
 
 
@@ -352,6 +354,12 @@ class Daemon:
                         logger.info("deleted {} old run(s) beyond daemon.keep_runs", pruned)
                 except Exception as exc:  # noqa: BLE001 - pruning can wait for the next hour
                     logger.warning("could not delete old runs: {}", exc)
+            if beats % PRUNE_EVERY_BEATS == 0:
+                try:
+                    # Mouser's buckets are per minute and per day: older ones are history.
+                    await self.state.prune_quotas(before=self.clock.now() - QUOTA_HISTORY)
+                except Exception as exc:  # noqa: BLE001 - pruning can wait for the next hour
+                    logger.warning("could not delete old quota buckets: {}", exc)
             beats += 1
             try:
                 await self.state.heartbeat(

@@ -164,6 +164,10 @@ class StateStore(Protocol):
         """Mark (key, bucket) as used up (the upstream said the quota is gone)."""
         ...
 
+    async def prune_quotas(self, *, before: datetime) -> int:
+        """Delete quota buckets last touched before ``before``; returns how many."""
+        ...
+
     # -- leases (exactly one replica runs an integration at a time) -------------------
     async def try_acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         """Take the lease if it is free, expired, or already ours; True when we hold it."""

@@ -268,6 +268,12 @@ class SqlStateStore:
             await conn.execute(stmt)
 
     # -- leases ---------------------------------------------------------------
+    async def prune_quotas(self, *, before: datetime) -> int:
+        """Delete quota buckets last touched before ``before``; returns how many."""
+        async with self._tx() as conn:
+            deleted = await conn.execute(t.quotas.delete().where(t.quotas.c.updated_at < before))
+        return int(deleted.rowcount)
+
     async def try_acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         """Take the lease if it is free, expired, or already ours; True when we hold it."""
         now = self._now()

@@ -26,6 +26,7 @@ class MemoryStore:
         self.lease_calls: list[tuple[str, str, str]] = []
         self.heartbeats = 0
         self.pruned_to: int | None = None
+        self.quotas_pruned_before: datetime | None = None
         self.closed = False
 
     async def close(self) -> None:
@@ -62,6 +63,10 @@ class MemoryStore:
 
     async def prune_runs(self, *, keep_per_integration: int) -> int:
         self.pruned_to = keep_per_integration
+        return 0
+
+    async def prune_quotas(self, *, before: datetime) -> int:
+        self.quotas_pruned_before = before
         return 0
 
     async def try_acquire_lease(self, name: str, holder: str, ttl: float) -> bool:

@@ -308,4 +308,13 @@ async def test_old_runs_are_pruned_to_keep_runs(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0)
     assert h.store.pruned_to == 7
+    for _ in range(100):
+        if h.store.quotas_pruned_before is not None:
+            break
+        await asyncio.sleep(0)
+    # Quota buckets (Mouser's are per minute) are kept for two days.
+    pruned_before = h.store.quotas_pruned_before
+    assert pruned_before is not None
+    age = h.daemon.clock.now() - pruned_before
+    assert timedelta(days=2) <= age < timedelta(days=2, seconds=60)
     await h.daemon.stop()

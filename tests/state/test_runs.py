@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from stocksyncd.clock import FakeClock
 from stocksyncd.integrations.base import Change, RunCounts, RunResult, RunStatus
 from stocksyncd.state import SqlStateStore
 from stocksyncd.state.schema import run_changes
@@ -179,3 +180,15 @@ async def test_abandon_runs_closes_only_the_matching_running_runs(store: SqlStat
     assert (await store.get_run("b1")).status == "failed"  # type: ignore[union-attr]
     assert (await store.get_run("done")).status == "ok"  # type: ignore[union-attr]
     assert await store.abandon_runs(replica="r1", finished_at=T0, message="again") == 0
+
+
+async def test_quota_buckets_untouched_for_long_are_deleted(
+    store: SqlStateStore, clock: FakeClock
+) -> None:
+    assert await store.quota_take("mouser", "2026-01-01T10:00", limit=30)
+    assert await store.quota_take("mouser", "2026-01-01", limit=1000)
+    clock.advance(3 * 86400)
+    assert await store.quota_take("mouser", "2026-01-04", limit=1000)
+    assert await store.prune_quotas(before=clock.now() - timedelta(days=2)) == 2
+    assert await store.quota_used("mouser", "2026-01-04") == 1
+    assert await store.quota_used("mouser", "2026-01-01") == 0
