@@ -6,9 +6,10 @@ import pytest
 
 from stocksyncd.clients.insales import Product, Variant
 from stocksyncd.integrations.stock.index import (
+    IndexJournal,
     InSalesIndex,
+    JournalEntry,
     ScanResult,
-    WriteJournal,
     latest,
     needs_full,
     window_start,
@@ -124,36 +125,68 @@ def _stored_with_one_variant(snapshot: str) -> InSalesIndex:
     return index
 
 
-def test_a_journal_brings_its_own_copy_up_to_date() -> None:
+def _journal(snapshot: str, *entries: JournalEntry) -> dict[str, object]:
+    return IndexJournal(snapshot, list(entries)).to_json()
+
+
+def test_a_journal_redoes_its_runs_on_its_own_copy() -> None:
     stored = _stored_with_one_variant("s1").to_json()
-    journal = WriteJournal("s1", "quantity_at_warehouse2", [(1, 7)],
-                           written_until="2026-01-01T00:01:00.000+00:00", stale=True)
-    index = InSalesIndex.load(stored, journal.to_json())
+    read = Product(11, "2026-01-01T00:02:00.000+00:00", (Variant(2, 11, "B", None, 3.0),))
+    journal = _journal(
+        "s1",
+        JournalEntry([], [(1, 7)], "quantity_at_warehouse2",
+                     watermark="2026-01-01T00:01:00.000+00:00",
+                     written_until="2026-01-01T00:01:05.000+00:00"),
+        # The next run read product 11 and wrote it; then nothing for a minute.
+        JournalEntry([read], [(2, 4)], "quantity", watermark="2026-01-01T00:02:00.000+00:00",
+                     written_until="2026-01-01T00:02:09.000+00:00"),
+        JournalEntry([], [], "quantity", watermark="2026-01-01T00:03:00.000+00:00",
+                     written_until="2026-01-01T00:02:09.000+00:00", stale=True),
+    )
+    index = InSalesIndex.load(stored, journal)
     assert index is not None
-    (variant,) = index.variants()
-    assert variant.warehouses == {2: 7.0} and variant.quantity == 5.0
-    assert index.written_until == "2026-01-01T00:01:00.000+00:00" and index.stale
+    assert {v.id: (v.quantity, v.warehouses) for v in index.variants()} == {
+        1: (5.0, {2: 7.0}), 2: (4.0, {})}
+    assert index.watermark == "2026-01-01T00:03:00.000+00:00"
+    assert index.written_until == "2026-01-01T00:02:09.000+00:00" and index.stale
+    assert len(index.journal) == 3
+
+
+def test_an_entry_ends_where_its_run_ended() -> None:
+    index = _stored_with_one_variant("s1")
+    index.mark_written("2026-01-01T00:00:30.000+00:00")
+    entry = index.entry([], [(1, 9)], "quantity")
+    again = _stored_with_one_variant("s1")
+    again.apply(JournalEntry.from_json(entry.to_json()))
+    assert (again.watermark, again.written_until, again.stale) == (
+        index.watermark, index.written_until, index.stale)
+    assert next(again.variants()).quantity == 9.0
 
 
 @pytest.mark.parametrize("journal", [
-    None, [], {"version": 1}, {"version": 0, "snapshot": "s1", "field": "quantity", "writes": []},
-    {"version": 1, "snapshot": "s1", "field": "price", "writes": [[1, 7]]},
-    {"version": 1, "snapshot": "s1", "field": "quantity", "writes": [[1]]},
-    {"version": 1, "snapshot": "s1", "field": "quantity", "writes": [["x", 7]]},
-    {"version": 1, "snapshot": 5, "field": "quantity", "writes": [[1, 7]]},
+    None, [], {"version": 1}, {"version": 0, "snapshot": "s1", "entries": []},
+    {"version": 1, "snapshot": "s1", "entries": [{"products": [], "writes": [[1, 7]],
+                                                  "field": "price"}]},
+    {"version": 1, "snapshot": "s1", "entries": [{"products": [], "writes": [[1]],
+                                                  "field": "quantity"}]},
+    {"version": 1, "snapshot": "s1", "entries": [{"products": [["x"]], "writes": [],
+                                                  "field": "quantity"}]},
+    {"version": 1, "snapshot": "s1", "entries": ["nonsense"]},
+    {"version": 1, "snapshot": 5, "entries": []},
     # Written against another copy (an older one, or a save that never landed).
-    {"version": 1, "snapshot": "s0", "field": "quantity", "writes": [[1, 7]]},
+    {"version": 1, "snapshot": "s0", "entries": [{"products": [], "writes": [[1, 7]],
+                                                  "field": "quantity", "stale": True}]},
 ])
 def test_a_damaged_or_foreign_journal_is_ignored(journal: object) -> None:
     index = InSalesIndex.load(_stored_with_one_variant("s1").to_json(), journal)
     assert index is not None
     (variant,) = index.variants()
-    assert variant.quantity == 5.0 and not index.stale
+    assert variant.quantity == 5.0 and not index.stale and index.journal == []
 
 
 def test_a_copy_without_a_name_takes_no_journal() -> None:
     # Stored before journals existed: no journal can belong to it.
     stored = _stored_with_one_variant("s1").to_json()
     del stored["snapshot"]
-    index = InSalesIndex.load(stored, WriteJournal("", "quantity", [(1, 7)]).to_json())
+    index = InSalesIndex.load(stored, _journal("", JournalEntry([], [(1, 7)], "quantity")))
     assert index is not None and next(index.variants()).quantity == 5.0

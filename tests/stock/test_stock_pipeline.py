@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from stock_fakes import DictState, FakeResources, ListSource
 
 from stocksyncd.clock import FakeClock
 from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import TransientError
 from stocksyncd.integrations.base import RunContext
+from stocksyncd.integrations.stock import pipeline
 from stocksyncd.integrations.stock.index import INDEX_SCOPE, JOURNAL_SUFFIX, InSalesIndex
 from stocksyncd.integrations.stock.model import SourceItem
 from stocksyncd.integrations.stock.pipeline import StockSyncIntegration, build_stock_integration
@@ -399,7 +402,7 @@ async def test_two_integrations_on_one_shop_at_once_keep_their_own_index(
     assert put_count(sim) == writes
 
 
-async def test_a_run_that_writes_stores_the_index_as_read_and_a_journal(
+async def test_a_full_scan_with_writes_stores_the_index_as_read_and_a_journal(
     sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
     state: DictState, clock: FakeClock,
 ) -> None:
@@ -416,18 +419,70 @@ async def test_a_run_that_writes_stores_the_index_as_read_and_a_journal(
     assert as_read is not None
     assert {v.id: v.quantity for v in as_read.variants()} == {va: 5.0, vb: 1.0}
     # ... and the journal names it and holds what the batch changed.
-    assert journal["snapshot"] == stored["snapshot"] and journal["writes"] == [(va, 6)]
+    assert journal["snapshot"] == stored["snapshot"]
+    assert [e["writes"] for e in journal["entries"]] == [[(va, 6)]]
     loaded = InSalesIndex.load(stored, journal)
     assert loaded is not None
     assert {v.id: v.quantity for v in loaded.variants()} == {va: 6.0, vb: 1.0}
-    # A run without writes stores a new copy, to which the old journal does not belong.
+    # A quiet incremental run adds an entry; the copy itself is not stored again.
     clock.advance(60)
+    writes_before = state.writes
     quiet = await integration.run(make_ctx(run_id="r2"))
     assert quiet.status == "ok" and quiet.counts.changed == 0
-    again = state.values[(INDEX_SCOPE, "main/fulfilment")]
-    assert again["snapshot"] != journal["snapshot"]
-    reloaded = InSalesIndex.load(again, journal)
-    assert reloaded is not None and {v.quantity for v in reloaded.variants()} == {6.0, 1.0}
+    assert state.writes == writes_before + 1
+    assert state.values[(INDEX_SCOPE, "main/fulfilment")] is stored
+    assert len(state.values[(INDEX_SCOPE, "main/fulfilment" + JOURNAL_SUFFIX)]["entries"]) == 2
+
+
+def _as_shop(index: InSalesIndex | None) -> dict[int, tuple[str | None, float | None]]:
+    assert index is not None
+    return {v.id: (v.barcode, v.quantity) for v in index.variants()}
+
+
+def _shop(sim: InSalesSimulator) -> dict[int, tuple[str | None, float | None]]:
+    return {v["id"]: (v["barcode"] or None,
+                      None if v["quantity"] is None else float(v["quantity"]))
+            for v in sim.variants()}
+
+
+async def test_the_stored_index_is_always_the_shop(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    state: DictState, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whatever mix of runs came before (full scans, journal entries, the journal
+    # folded into a new copy, writes, edits made in the shop by others), the
+    # stored copy plus its journal, loaded as the next run loads it, is the shop.
+    monkeypatch.setattr(pipeline, "JOURNAL_MIN", 60)  # fold the journal within the test
+    rng = random.Random(11)
+    sim.catalogue(400, seed=3)
+    clock.advance(3600)
+    source = source_from_shop(sim)
+    integration = make_integration(source, zero_guard=1.0, full_refresh=900)
+    keys = [i.key for i in source.items]
+    copies: set[str] = set()
+    longest = 0
+    for n in range(40):
+        action = rng.choice(["source", "shop", "both", "quiet"])
+        if action in ("source", "both"):
+            for key in rng.sample(keys, rng.randint(1, 30)):
+                set_source(source, key or "", rng.randint(0, 50))
+        if action in ("shop", "both"):
+            for v in rng.sample(sim.variants(), rng.randint(1, 5)):
+                if rng.random() < 0.7:
+                    sim.set_quantity(v["id"], rng.randint(0, 50))
+                else:
+                    sim.update_variant(v["id"], barcode=f"X{n}-{v['id']}")
+        result = await integration.run(make_ctx(run_id=f"r{n}"))
+        assert result.status == "ok", result.errors
+        stored = state.values[(INDEX_SCOPE, "main/fulfilment")]
+        journal = state.values.get((INDEX_SCOPE, "main/fulfilment" + JOURNAL_SUFFIX))
+        assert _as_shop(InSalesIndex.load(stored, journal)) == _shop(sim), f"after run {n}"
+        copies.add(stored["snapshot"])
+        if journal and journal["snapshot"] == stored["snapshot"]:
+            longest = max(longest, len(journal["entries"]))
+        clock.advance(60)
+    # Every way of storing it was taken: new copies (full scans and folds) and entries.
+    assert len(copies) >= 4 and longest >= 3
 
 
 class FailingState(DictState):

@@ -61,7 +61,9 @@ from stocksyncd.clients.insales import (
 from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
 
 INDEX_SCOPE = "insales-index"
-JOURNAL_SUFFIX = "#writes"  # key of an index's write journal: the index key plus this
+JOURNAL_SUFFIX = "#journal"  # key of an index's journal: the index key plus this
+# A product in the journal weighs about as much as this many written figures.
+PRODUCT_WEIGHT = 8
 INDEX_VERSION = 1
 DEFAULT_OVERLAP = 60.0  # InSales' 50 s request limit, plus slack (see above)
 # Before any product: a full scan is a cursor scan from the beginning of time,
@@ -243,7 +245,8 @@ class InSalesIndex:
     full_at: float | None = None  # our wall clock (epoch seconds)
     stale: bool = False  # force a full scan next time
     written_until: str | None = None  # InSales' clock: after our last accepted write
-    snapshot: str | None = None  # names the stored copy, for the journal of later writes
+    snapshot: str | None = None  # names the stored copy, for the journal of later runs
+    journal: list[JournalEntry] = field(default_factory=list)  # runs applied since that copy
     # The stock field its variants were read for: only that warehouse's figures
     # are read, so an index made for another field cannot be used.
     field: str | None = None
@@ -307,17 +310,21 @@ class InSalesIndex:
                 for v in product.variants
             ))
 
-    def apply_journal(self, journal: WriteJournal) -> None:
-        """Bring a stored copy up to date with the writes made after it was saved."""
-        self.record_writes(journal.writes, journal.field)
-        if journal.written_until is not None:
-            self.written_until = latest([journal.written_until], self.written_until)
-        self.stale = self.stale or journal.stale
+    def apply(self, entry: JournalEntry) -> None:
+        """Redo one run on a stored copy: the products it read, then its writes."""
+        self.products.update((p.id, p) for p in entry.products)
+        self.record_writes(entry.writes, entry.field)
+        # The run's own end state, not a merge: every entry holds it whole.
+        self.watermark = entry.watermark
+        self.written_until = entry.written_until
+        self.stale = entry.stale
 
-    def journal(self, writes: Iterable[tuple[int, int]], field_name: str) -> WriteJournal:
-        """The record of ``writes`` made since this index was stored, against that copy."""
-        return WriteJournal(snapshot=self.snapshot or "", field=field_name, writes=list(writes),
-                            written_until=self.written_until, stale=self.stale)
+    def entry(self, read: Iterable[Product], writes: Iterable[tuple[int, int]],
+              field_name: str) -> JournalEntry:
+        """This run for the journal: ``read`` products, then ``writes``, then where it ended."""
+        return JournalEntry(products=list(read), writes=list(writes), field=field_name,
+                            watermark=self.watermark, written_until=self.written_until,
+                            stale=self.stale)
 
     # -- persistence (a compact JSON-able shape) ---------------------------
     def to_json(self) -> dict[str, Any]:
@@ -330,13 +337,7 @@ class InSalesIndex:
             "full_at": self.full_at,
             "stale": self.stale,
             "written_until": self.written_until,
-            "products": [
-                [p.id, p.updated_at,
-                 # (n, q) tuples are written as JSON arrays, as lists would be
-                 [[v.id, v.sku, v.barcode, v.quantity, list(v.warehouses.items())]
-                  for v in p.variants]]
-                for p in self.products.values()
-            ],
+            "products": _products_json(self.products.values()),
         }
 
     @classmethod
@@ -345,14 +346,7 @@ class InSalesIndex:
         if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
             return None
         try:
-            products = {}
-            for raw_pid, updated, raw_variants in data["products"]:
-                pid = int(raw_pid)
-                products[pid] = Product(pid, str(updated), tuple(
-                    Variant(int(vid), pid, sku, barcode, qty,
-                            {int(n): q for n, q in wh} if wh else {})
-                    for vid, sku, barcode, qty, wh in raw_variants
-                ))
+            products = _products_from_json(data["products"])
             written_until = data.get("written_until")
             snapshot = data.get("snapshot")
             field_name = data.get("field")
@@ -366,57 +360,118 @@ class InSalesIndex:
 
     @classmethod
     def load(cls, data: Any, journal: Any = None) -> InSalesIndex | None:
-        """The stored index with the journal of later writes applied, when it is this copy's."""
+        """The stored copy with the journal of later runs applied, when it is this copy's."""
         index = cls.from_json(data)
-        entry = WriteJournal.from_json(journal)
-        if index is not None and entry is not None and index.snapshot is not None and (
-                entry.snapshot == index.snapshot):
-            index.apply_journal(entry)
+        stored = IndexJournal.from_json(journal)
+        if index is not None and stored is not None and index.snapshot is not None and (
+                stored.snapshot == index.snapshot):
+            for entry in stored.entries:
+                index.apply(entry)
+            index.journal = stored.entries
         return index
+
+    def journal_weight(self) -> int:
+        """How much the journal holds, in rough units of one written figure."""
+        return sum(1 + PRODUCT_WEIGHT * len(e.products) + len(e.writes) for e in self.journal)
+
+
+def _products_json(products: Iterable[Product]) -> list[Any]:
+    return [
+        [p.id, p.updated_at,
+         # (n, q) tuples are written as JSON arrays, as lists would be
+         [[v.id, v.sku, v.barcode, v.quantity, list(v.warehouses.items())]
+          for v in p.variants]]
+        for p in products
+    ]
+
+
+def _products_from_json(raw: Any) -> dict[int, Product]:
+    """Products from their stored form; raises KeyError/TypeError/ValueError when damaged."""
+    products = {}
+    for raw_pid, updated, raw_variants in raw:
+        pid = int(raw_pid)
+        products[pid] = Product(pid, str(updated), tuple(
+            Variant(int(vid), pid, sku, barcode, qty,
+                    {int(n): q for n, q in wh} if wh else {})
+            for vid, sku, barcode, qty, wh in raw_variants
+        ))
+    return products
+
+
+def _stock_field(name: Any) -> bool:
+    return isinstance(name, str) and (
+        name == "quantity" or name.removeprefix("quantity_at_warehouse").isdigit())
 
 
 @dataclass
-class WriteJournal:
-    """Writes InSales accepted after the index was stored, against that stored copy.
+class JournalEntry:
+    """One run since the stored copy: the products its scan read, then its writes.
 
-    A run with writes saves the index as it read it while its batches are in
-    flight (the save is then off the run's critical path), and afterwards only
-    this small record. Loading applies it to the copy it names; a journal of
-    any other copy (an older one, or one a failed save never replaced) is
-    ignored, and the writes it would have recorded are planned again and
-    rewritten unchanged: idempotent, and read back by the next scans.
+    ``watermark``, ``written_until`` and ``stale`` are where the run left the
+    index, so applying the entries in order ends where the last run ended.
     """
 
-    snapshot: str
-    field: str  # "quantity" | "quantity_at_warehouseN"
+    products: list[Product]
     writes: list[tuple[int, int]]  # (variant id, figure written)
+    field: str  # "quantity" | "quantity_at_warehouseN"
+    watermark: str | None = None
     written_until: str | None = None
     stale: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
-        return {"version": INDEX_VERSION, "snapshot": self.snapshot, "field": self.field,
-                "writes": self.writes, "written_until": self.written_until,
-                "stale": self.stale}
+        return {"products": _products_json(self.products), "writes": self.writes,
+                "field": self.field, "watermark": self.watermark,
+                "written_until": self.written_until, "stale": self.stale}
 
     @classmethod
-    def from_json(cls, data: Any) -> WriteJournal | None:
+    def from_json(cls, data: Any) -> JournalEntry:
+        """The entry; raises KeyError/TypeError/ValueError when damaged."""
+        if not _stock_field(data["field"]):
+            raise ValueError(f"not a stock field: {data['field']!r}")
+        watermark, until = data.get("watermark"), data.get("written_until")
+        return cls(products=list(_products_from_json(data["products"]).values()),
+                   writes=[(int(vid), int(value)) for vid, value in data["writes"]],
+                   field=data["field"],
+                   watermark=watermark if isinstance(watermark, str) else None,
+                   written_until=until if isinstance(until, str) else None,
+                   stale=bool(data.get("stale")))
+
+
+@dataclass
+class IndexJournal:
+    """The runs since the stored copy ``snapshot`` was saved, oldest first.
+
+    A run stores the whole index only after a full scan, or when the journal
+    has grown to a good part of it (``compact_due``); every other run adds a
+    small entry here. Loading applies the entries to the copy they name; a
+    journal of any other copy (an older one, or one a failed save never
+    replaced) is ignored: the runs it held then look undone, their writes
+    are planned and sent again unchanged (writes are idempotent), and the
+    products they read are read again, as their window starts earlier.
+    """
+
+    snapshot: str
+    entries: list[JournalEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {"version": INDEX_VERSION, "snapshot": self.snapshot,
+                "entries": [e.to_json() for e in self.entries]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> IndexJournal | None:
         """The journal, or None when missing or damaged."""
         if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
             return None
+        snapshot = data.get("snapshot")
+        if not isinstance(snapshot, str):
+            return None
         try:
-            snapshot, field_name = data["snapshot"], data["field"]
-            writes = [(int(vid), int(value)) for vid, value in data["writes"]]
-        except (KeyError, TypeError, ValueError):
+            entries = [JournalEntry.from_json(e) for e in data["entries"]]
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        if not isinstance(snapshot, str) or not isinstance(field_name, str) or not (
-                field_name == "quantity" or field_name.removeprefix(
-                    "quantity_at_warehouse").isdigit()):
-            return None
-        until = data.get("written_until")
-        return cls(snapshot=snapshot, field=field_name, writes=writes,
-                   written_until=until if isinstance(until, str) else None,
-                   stale=bool(data.get("stale")))
+        return cls(snapshot=snapshot, entries=entries)
 
 
 def _with_stock(variant: Variant, field_name: str, value: int) -> Variant:
@@ -435,6 +490,7 @@ class RefreshReport:
     products_read: int
     problems: list[str]
     reason: str = ""
+    read: dict[int, Product] = field(default_factory=dict)  # by an incremental scan
 
 
 def needs_full(
@@ -497,4 +553,5 @@ async def refresh_index(
                                     reason or "")
     scan = await scan_products(client, since)
     index.merge(scan)
-    return index, RefreshReport("incremental", scan.pages, len(scan.products), scan.problems)
+    return index, RefreshReport("incremental", scan.pages, len(scan.products), scan.problems,
+                                read=scan.products)

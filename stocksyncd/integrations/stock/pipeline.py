@@ -12,7 +12,7 @@ import contextlib
 import uuid
 from typing import Any
 
-from stocksyncd.clients.insales import InSalesClient, basic_auth, warehouse_field
+from stocksyncd.clients.insales import InSalesClient, Product, basic_auth, warehouse_field
 from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import StockSyncError
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
@@ -23,6 +23,8 @@ from stocksyncd.integrations.stock.index import (
     DEFAULT_OVERLAP,
     INDEX_SCOPE,
     JOURNAL_SUFFIX,
+    PRODUCT_WEIGHT,
+    IndexJournal,
     InSalesIndex,
     RefreshReport,
     ScanFailed,
@@ -43,6 +45,7 @@ from stocksyncd.integrations.stock.plan import (
 DEFAULT_TARGET_KEY = {"moysklad-insales": "sku", "kak2c-insales": "barcode"}
 MAX_REPORTED_PROBLEMS = 50
 WIRE_TURNS = 4  # loop turns between starting a request and aiohttp sending it, with margin
+JOURNAL_MIN = 2_000  # journal weight always allowed before the whole index is stored again
 
 
 def target_variants(
@@ -169,12 +172,31 @@ class StockSyncIntegration:
         elif result.dry_run:
             result.changes = [_change(w, self.field_name, False) for w in plan.writes]
             result.message = f"dry run: {len(plan.writes)} changes planned, nothing written"
-        elif plan.writes:
-            await self._apply(ctx, result, plan, index)
+        # The whole index is stored after a full scan, or when the journal has grown
+        # to a good part of it; otherwise this run only adds an entry to the journal.
+        rewrite = report.mode == "full" or index.snapshot is None or (
+            index.journal_weight() + 1 + PRODUCT_WEIGHT * len(report.read) + len(plan.writes)
+            > max(JOURNAL_MIN, PRODUCT_WEIGHT * len(index.products) // 4))
+        read = [] if rewrite else list(report.read.values())
+        if plan.abort is None and not result.dry_run and plan.writes:
+            await self._apply(ctx, result, plan, index, rewrite=rewrite, read=read)
             return
-        else:
+        if plan.abort is None and not result.dry_run:
             result.message = "nothing to change"
-        _state_failure(result, await self._save_index(ctx, index))
+        _state_failure(result, await (
+            self._save_index(ctx, index) if rewrite else self._save_journal(ctx, index, read, [])))
+
+    async def _save_journal(self, ctx: RunContext, index: InSalesIndex, read: list[Product],
+                            writes: list[tuple[int, int]]) -> Exception | None:
+        """Add this run to the journal of the stored copy; a failure is returned, not raised."""
+        entries = [*index.journal, index.entry(read, writes, self.field_name)]
+        journal = IndexJournal(snapshot=index.snapshot or "", entries=entries)
+        try:
+            await ctx.state.set_value(INDEX_SCOPE, self.journal_key, journal.to_json())
+        except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
+            return exc
+        index.journal = entries
+        return None
 
     async def _save_index(self, ctx: RunContext, index: InSalesIndex) -> Exception | None:
         """Store the index; a failure is returned (the run records it) rather than raised."""
@@ -196,30 +218,30 @@ class StockSyncIntegration:
             await asyncio.sleep(0)
         return await self._save_index(ctx, index)
 
-    async def _apply(
-        self, ctx: RunContext, result: RunResult, plan: Plan, index: InSalesIndex
-    ) -> None:
-        # The index as read is saved while the batches are in flight; what they
-        # change follows as a small journal (see WriteJournal).
-        saving = asyncio.ensure_future(self._save_while_writing(ctx, index))
+    async def _apply(self, ctx: RunContext, result: RunResult, plan: Plan, index: InSalesIndex,
+                     *, rewrite: bool, read: list[Product]) -> None:
+        # With ``rewrite`` the index as read is saved while the batches are in
+        # flight; either way what they change goes to the journal (IndexJournal).
+        saving = asyncio.ensure_future(self._save_while_writing(ctx, index)) if rewrite else None
         try:
             outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
                                          concurrency=self.cfg.write_concurrency)
         except BaseException:
-            saving.cancel()
-            with contextlib.suppress(BaseException):
-                await saving
+            if saving is not None:
+                saving.cancel()
+                with contextlib.suppress(BaseException):
+                    await saving
             raise
         # Before the index changes below: the saved copy is the index as read.
-        failure = await saving
+        failure = await saving if saving is not None else None
         written = {w.variant_id for w in outcome.written}
         result.changes = [_change(w, self.field_name, w.variant_id in written)
                           for w in plan.writes]
         result.counts.written = len(outcome.written)
         result.errors.extend(outcome.errors)
         result.details["batches"] = outcome.batches
-        # The saved copy plus the journal below is the index from now on: this
-        # copy is not saved again, so the written figures go to the journal only.
+        # The stored copy plus its journal is the index from now on: this copy is
+        # not saved again, so the written figures go to the journal only.
         if outcome.written:
             # The next scans start after our writes (their figures are in the journal).
             index.mark_written(outcome.server_time)
@@ -232,12 +254,10 @@ class StockSyncIntegration:
         else:
             result.message = f"{len(outcome.written)} changes written"
         if failure is None:
-            journal = index.journal(((w.variant_id, w.new) for w in outcome.written),
-                                    self.field_name)
-            try:
-                await ctx.state.set_value(INDEX_SCOPE, self.journal_key, journal.to_json())
-            except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
-                failure = exc
+            if rewrite:
+                index.journal = []  # a new copy: the journal starts again
+            failure = await self._save_journal(
+                ctx, index, read, [(w.variant_id, w.new) for w in outcome.written])
         _state_failure(result, failure)
 
     def _report_plan(self, result: RunResult, plan: Plan, report: RefreshReport) -> None:
