@@ -63,6 +63,11 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def _kb(run: dict[str, Any]) -> str:
+    stored = run.get("state_bytes")
+    return "?" if stored is None else f"{stored / 1000:.0f}"
+
+
 def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) -> None:
     """Why the numbers are what they are, and what would move them."""
     w("## Reading the numbers\n")
@@ -111,8 +116,9 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
           "two big listings (InSales products, MoySklad products) are decoded into only the "
           "fields the job reads (msgspec) instead of being parsed whole; the per-item records "
           "are NamedTuples; the source is reduced, and the stored index loaded, while the "
-          "other side's requests are in flight; a run that writes saves the index while its "
-          "batches are in flight and afterwards only a small journal of what they changed; "
+          "other side's requests are in flight; the full scan's index is stored while the "
+          "write batches are in flight, and afterwards only a small journal entry for what "
+          "they changed; "
           "and the cyclic garbage collector is paused while a run is in progress "
           "(`stocksyncd/runtime/heap.py`: a run's objects live until it ends, so a "
           "collection in the middle only walks them) and never rescans the objects of "
@@ -292,11 +298,16 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       "*After writes*: no source change, the previous "
       "run wrote 5%. *Quiet*: nothing changed for two minutes. *5%/min*: 5% of the stock "
       "changed before each of five runs in a row; the fifth is shown. Target: at most "
-      "2 + ceil(changed/100) InSales requests per run.\n")
+      "2 + ceil(changed/100) InSales requests per run. *Index stored*: JSON the run put in "
+      "the state store for the InSales index: the whole index after a full scan, otherwise "
+      "the journal of the runs since (rewritten whole, so it grows run by run until the "
+      "next full scan, or until it weighs a quarter of the index and the whole index is "
+      "stored instead).\n")
     w("| variants | changed per run | InSales requests: after writes | quiet | 5%/min "
       "(reads + writes) | target 2 + ceil(changed/100) | met | InSales requests in the "
-      "last 5 runs (budget 500 / 5 min) | run time at 5%/min (s, simulated) |")
-    w("|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+      "last 5 runs (budget 500 / 5 min) | run time at 5%/min (s, simulated) "
+      "| index stored (KB): full scan / quiet / 5%/min |")
+    w("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     steady_met: dict[int, bool] = {}
     for r in rows:
         s = r["steady"]
@@ -309,7 +320,8 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
           f"| {quiet['insales']['total']} | {busy['insales']['total']} "
           f"({busy['insales'].get('GET', 0)} + {busy['insales'].get('PUT', 0)}) "
           f"| {busy['target']} (quiet: 2) | {'yes' if ok else 'no'} "
-          f"| {s['insales_last_5_runs']} | {busy['duration_s']:.1f} |")
+          f"| {s['insales_last_5_runs']} | {busy['duration_s']:.1f} "
+          f"| {_kb(runs['cold'])} / {_kb(quiet)} / {_kb(busy)} |")
     w("")
     w("Once an hour the index is rebuilt by a full scan (`full_refresh`): `count.json` "
       "and `ceil(products/250)` pages in that run instead of the incremental read: "

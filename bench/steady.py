@@ -3,7 +3,9 @@
 Runs in one process on a shared ``FakeClock`` that moves one minute between
 runs, so an hour of one-minute cadence takes seconds and the InSales budget
 (500 requests per 5 minutes, counted on that clock) sees the real spacing.
-Simulator latency is 0 here: it changes nothing in the counts.
+Simulator latency is 0 here: it changes nothing in the counts. Besides
+requests, each run's bytes of JSON stored in the state store (the InSales
+index and its journal) are counted.
 
 Sequence per catalogue size: a cold run (full scan, 5% written), then
 "after writes" (no source change, the previous run wrote 5%), "quiet" (no
@@ -18,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
 from loguru import logger
 
 from bench import scenario
@@ -28,6 +31,19 @@ from stocksyncd.simulators.kak2c import Kak2cSimulator
 
 CADENCE = 60.0
 SHARE = 0.05
+
+
+def _count_stored_bytes(state: Any) -> dict[str, int]:
+    """Count the JSON bytes of every ``set_value`` on ``state`` (the index and its journal)."""
+    seen = {"bytes": 0}
+    real = state.set_value
+
+    async def counting(scope: str, key: str, value: Any) -> None:
+        seen["bytes"] += len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+        await real(scope, key, value)
+
+    state.set_value = counting
+    return seen
 
 
 async def steady(size: int, seed: int = 1) -> dict[str, Any]:
@@ -60,6 +76,7 @@ async def steady(size: int, seed: int = 1) -> dict[str, Any]:
             }},
         )
         state = await open_store(config.daemon.state_url, clock=clock)
+        stored = _count_stored_bytes(state)
         resources = SharedResources(clock=clock)
         cfg = config.integrations["fulfilment"]
         res = resources.for_integration("fulfilment")
@@ -77,6 +94,7 @@ async def steady(size: int, seed: int = 1) -> dict[str, Any]:
                     # time: the Kak2c limiter's waits) leaves 60 - t to wait.
                     clock.advance(max(0.0, CADENCE - runs[-1]["duration_s"]))
                 insales.requests.clear()
+                stored["bytes"] = 0
                 result = await executor.run(
                     integration, trigger="schedule", dry_run=False,
                     deadline=run_deadline(cfg, cfg.type), observer=res.counter,
@@ -91,6 +109,8 @@ async def steady(size: int, seed: int = 1) -> dict[str, Any]:
                     "batches": result.details.get("batches", 0),
                     "target": 2 + math.ceil(changed / 100),
                     "duration_s": result.duration_s,
+                    # JSON the run stored besides its own record: the InSales index.
+                    "state_bytes": stored["bytes"],
                 })
         finally:
             await integration.close()
