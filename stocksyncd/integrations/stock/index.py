@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -297,12 +297,21 @@ class InSalesIndex:
         if boundary is not None:
             self.written_until = latest([boundary], self.written_until)
 
-    def record_writes(self, writes: Iterable[tuple[int, int]], field_name: str) -> None:
-        """Remember figures InSales accepted, so the next plan compares against them."""
+    def owners(self) -> dict[int, int]:
+        """Variant id -> id of the product holding it."""
+        return {v.id: pid for pid, product in self.products.items() for v in product.variants}
+
+    def record_writes(self, writes: Iterable[tuple[int, int]], field_name: str,
+                      owner: Mapping[int, int] | None = None) -> None:
+        """Remember figures InSales accepted, so the next plan compares against them.
+
+        ``owner`` is ``owners()`` when the caller keeps it current already.
+        """
         pending = dict(writes)
         if not pending:
             return
-        owner = {v.id: pid for pid, product in self.products.items() for v in product.variants}
+        if owner is None:
+            owner = self.owners()
         for pid in {owner[vid] for vid in pending if vid in owner}:
             product = self.products[pid]
             self.products[pid] = product._replace(variants=tuple(
@@ -310,10 +319,16 @@ class InSalesIndex:
                 for v in product.variants
             ))
 
-    def apply(self, entry: JournalEntry) -> None:
-        """Redo one run on a stored copy: the products it read, then its writes."""
+    def apply(self, entry: JournalEntry, owner: dict[int, int] | None = None) -> None:
+        """Redo one run on a stored copy: the products it read, then its writes.
+
+        ``owner`` (``owners()``, kept current here) saves rebuilding it for
+        each of several entries.
+        """
         self.products.update((p.id, p) for p in entry.products)
-        self.record_writes(entry.writes, entry.field)
+        if owner is not None:
+            owner.update((v.id, p.id) for p in entry.products for v in p.variants)
+        self.record_writes(entry.writes, entry.field, owner)
         # The run's own end state, not a merge: every entry holds it whole.
         self.watermark = entry.watermark
         self.written_until = entry.written_until
@@ -365,8 +380,11 @@ class InSalesIndex:
         stored = IndexJournal.from_json(journal)
         if index is not None and stored is not None and index.snapshot is not None and (
                 stored.snapshot == index.snapshot):
+            owner: dict[int, int] | None = None  # built once, when a write first needs it
             for entry in stored.entries:
-                index.apply(entry)
+                if entry.writes and owner is None:
+                    owner = index.owners()
+                index.apply(entry, owner)
             index.journal = stored.entries
         return index
 
