@@ -164,6 +164,12 @@ class StockSyncIntegration:
         plan = plan_reduced(source, target_variants(index, self.key_field, self.cfg.warehouse),
                             zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
+        # The whole index is stored after a full scan, or when the journal has grown
+        # to a good part of it; otherwise this run only adds an entry to the journal.
+        rewrite = report.mode == "full" or index.snapshot is None or (
+            index.journal_weight() + 1 + PRODUCT_WEIGHT * len(report.read) + len(plan.writes)
+            > max(JOURNAL_MIN, PRODUCT_WEIGHT * len(index.products) // 4))
+        read = [] if rewrite else list(report.read.values())
         if plan.abort is not None:
             result.status = "aborted"
             result.message = plan.abort
@@ -172,16 +178,10 @@ class StockSyncIntegration:
         elif result.dry_run:
             result.changes = [_change(w, self.field_name, False) for w in plan.writes]
             result.message = f"dry run: {len(plan.writes)} changes planned, nothing written"
-        # The whole index is stored after a full scan, or when the journal has grown
-        # to a good part of it; otherwise this run only adds an entry to the journal.
-        rewrite = report.mode == "full" or index.snapshot is None or (
-            index.journal_weight() + 1 + PRODUCT_WEIGHT * len(report.read) + len(plan.writes)
-            > max(JOURNAL_MIN, PRODUCT_WEIGHT * len(index.products) // 4))
-        read = [] if rewrite else list(report.read.values())
-        if plan.abort is None and not result.dry_run and plan.writes:
+        elif plan.writes:
             await self._apply(ctx, result, plan, index, rewrite=rewrite, read=read)
             return
-        if plan.abort is None and not result.dry_run:
+        else:
             result.message = "nothing to change"
         _state_failure(result, await (
             self._save_index(ctx, index) if rewrite else self._save_journal(ctx, index, read, [])))
@@ -191,23 +191,17 @@ class StockSyncIntegration:
         """Add this run to the journal of the stored copy; a failure is returned, not raised."""
         entries = [*index.journal, index.entry(read, writes, self.field_name)]
         journal = IndexJournal(snapshot=index.snapshot or "", entries=entries)
-        try:
-            await ctx.state.set_value(INDEX_SCOPE, self.journal_key, journal.to_json())
-        except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
-            return exc
-        index.journal = entries
-        return None
+        failure = await _store(ctx, self.journal_key, journal.to_json())
+        if failure is None:
+            index.journal = entries
+        return failure
 
     async def _save_index(self, ctx: RunContext, index: InSalesIndex) -> Exception | None:
         """Store the index; a failure is returned (the run records it) rather than raised."""
         # A new name for every copy: a journal written against an older copy
         # must never be applied to this one.
         index.snapshot = uuid.uuid4().hex
-        try:
-            await ctx.state.set_value(INDEX_SCOPE, self.index_key, index.to_json())
-        except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
-            return exc
-        return None
+        return await _store(ctx, self.index_key, index.to_json())
 
     async def _save_while_writing(self, ctx: RunContext, index: InSalesIndex) -> Exception | None:
         # The batches go out first and the save fills the wait for their answers.
@@ -277,6 +271,15 @@ class StockSyncIntegration:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
         result.details.update(details)
+
+
+async def _store(ctx: RunContext, key: str, value: Any) -> Exception | None:
+    """Store an index value; a failure is returned for the run to record, not raised."""
+    try:
+        await ctx.state.set_value(INDEX_SCOPE, key, value)
+    except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
+        return exc
+    return None
 
 
 def _state_failure(result: RunResult, exc: Exception | None) -> None:
