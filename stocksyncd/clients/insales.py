@@ -250,13 +250,15 @@ def _typed_dict(name: str, fields: dict[str, Any]) -> Any:
 def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
     """A decoder of products.json that reads only what a stock job needs.
 
+    Cached by ``warehouses``; ``InSalesClient`` passes them sorted, without repeats.
+
     Products and variants carry dozens of fields (descriptions, images,
     prices, options) that a stock job never reads (see ``http.decode``). Of
     the ``quantity_at_warehouseN`` fields only those of ``warehouses`` are
     read. An answer of another shape (a variant that is not an object, say)
     is parsed in full, for the parsers to report item by item as before.
     """
-    names = (*_VARIANT_FIELDS, *(warehouse_field(n) for n in sorted(set(warehouses))))
+    names = (*_VARIANT_FIELDS, *(warehouse_field(n) for n in warehouses))
     variant = _typed_dict("InSalesVariant", dict.fromkeys(names, Any))
     product = _typed_dict("InSalesProduct",
                           {"id": Any, "updated_at": Any, "variants": GenericAlias(list, variant)})
