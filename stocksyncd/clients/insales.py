@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from types import GenericAlias, MappingProxyType
-from typing import Any, NamedTuple, TypedDict
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
 
 from stocksyncd.errors import InvalidResponseError
 from stocksyncd.http.decode import selective
@@ -26,7 +28,6 @@ from stocksyncd.http.transport import Decoder, Transport
 
 API = "insales"
 PRODUCTS_PATH = "/admin/products.json"
-COUNT_PATH = "/admin/products/count.json"
 GROUP_UPDATE_PATH = "/admin/products/variants_group_update.json"
 MAX_PER_PAGE = 250
 MAX_GROUP_UPDATE = 100
@@ -239,11 +240,10 @@ def parse_product(raw: object, problems: list[str]) -> Product | None:
 
 
 _VARIANT_FIELDS = ("id", "product_id", "sku", "barcode", "quantity")
-
-
-def _typed_dict(name: str, fields: dict[str, Any]) -> Any:
-    """A TypedDict made at run time: which fields it has depends on the configuration."""
-    return TypedDict(name, fields, total=False)  # type: ignore[operator]
+# A figure msgspec may take as is: a finite number (a numeric string too, in
+# lax mode), within what a stock figure can sensibly be. NaN, infinities and
+# booleans fail it, and the page is parsed the long way, which reports them.
+_Figure = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
 
 
 @functools.cache
@@ -255,14 +255,55 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
     Products and variants carry dozens of fields (descriptions, images,
     prices, options) that a stock job never reads (see ``http.decode``). Of
     the ``quantity_at_warehouseN`` fields only those of ``warehouses`` are
-    read. An answer of another shape (a variant that is not an object, say)
-    is parsed in full, for the parsers to report item by item as before.
+    read. The usual answer decodes straight into typed objects that
+    ``products_from_wire`` turns into products; an answer of any other
+    shape (a variant that is not an object, an id that is not a number, a
+    quantity that is not a finite number) is parsed in full, for the parsers
+    to report item by item.
     """
-    names = (*_VARIANT_FIELDS, *(warehouse_field(n) for n in warehouses))
-    variant = _typed_dict("InSalesVariant", dict.fromkeys(names, Any))
-    product = _typed_dict("InSalesProduct",
-                          {"id": Any, "updated_at": Any, "variants": GenericAlias(list, variant)})
-    return selective(GenericAlias(list, product))
+    variant = msgspec.defstruct("InSalesVariant", [
+        ("id", int),
+        ("product_id", int | None, None),
+        # Some shops hand out numeric barcodes (and skus) as JSON numbers.
+        ("sku", str | int | float | None, None),
+        ("barcode", str | int | float | None, None),
+        ("quantity", _Figure | None, None),
+        *((warehouse_field(n), _Figure | None | msgspec.UnsetType, msgspec.UNSET)
+          for n in warehouses),
+    ], gc=False)
+    product = msgspec.defstruct("InSalesProduct", [
+        ("id", int),
+        ("variants", GenericAlias(list, variant)),
+        ("updated_at", str | None, None),
+    ], gc=False)
+    return selective(GenericAlias(list, product), strict=False)
+
+
+def _clean_text(raw: str | float | None) -> str | None:
+    # Already-clean text is the usual case; _text handles the rest.
+    if type(raw) is str and raw and raw == raw.strip():
+        return raw
+    return _text(raw)
+
+
+def products_from_wire(items: list[Any], warehouses: tuple[int, ...]) -> list[Product]:
+    """Products from what ``products_decoder`` typed: the same as ``parse_product`` gives."""
+    fields = tuple((warehouse_field(n), n) for n in warehouses)
+    products = []
+    for item in items:
+        pid = item.id
+        variants = []
+        for v in item.variants:
+            owner = v.product_id
+            stock: Mapping[int, float | None] = _NO_WAREHOUSES
+            if fields:
+                stock = {n: figure for name, n in fields
+                         if (figure := getattr(v, name)) is not msgspec.UNSET}
+            variants.append(Variant(v.id, owner if owner is not None and owner > 0 else pid,
+                                    _clean_text(v.sku), _clean_text(v.barcode), v.quantity,
+                                    stock or _NO_WAREHOUSES))
+        products.append(Product(pid, item.updated_at or "", tuple(variants)))
+    return products
 
 
 def parse_group_update(body: Any, sent: Sequence[int]) -> GroupUpdateResult:
@@ -301,7 +342,8 @@ class InSalesClient:
     def __init__(self, transport: Transport, *, warehouses: Iterable[int] = ()) -> None:
         """``warehouses``: the ``quantity_at_warehouseN`` figures to read (others are skipped)."""
         self.transport = transport
-        self._decode_products = products_decoder(tuple(sorted(set(warehouses))))
+        self._warehouses = tuple(sorted(set(warehouses)))
+        self._decode_products = products_decoder(self._warehouses)
 
     @property
     def requests_made(self) -> int:
@@ -315,11 +357,13 @@ class InSalesClient:
         per_page: int = MAX_PER_PAGE,
         updated_since: str | None = None,
         from_id: int | None = None,
+        deleted: bool = False,
     ) -> ProductPage:
         """One page of ``GET /admin/products.json``.
 
         With ``updated_since`` the answer is ordered by (updated_at, id) and
         ``from_id`` skips items at exactly ``updated_since`` with id <= from_id.
+        ``deleted``: list the trash (products deleted in the shop) instead.
         """
         params: dict[str, str | int | float] = {
             "page": page, "per_page": min(per_page, MAX_PER_PAGE),
@@ -328,6 +372,8 @@ class InSalesClient:
             params["updated_since"] = updated_since
             if from_id is not None:
                 params["from_id"] = from_id
+        if deleted:
+            params["deleted"] = "true"
         response = await self.transport.request("GET", PRODUCTS_PATH, params=params,
                                                 decoder=self._decode_products)
         data = response.json()
@@ -336,27 +382,19 @@ class InSalesClient:
             raise InvalidResponseError(API, f"products.json answered {type(data).__name__}, "
                                             "expected a list", status=response.status)
         problems: list[str] = []
-        products = [p for raw in data if (p := parse_product(raw, problems)) is not None]
-        result = ProductPage(products=products, raw_count=len(data), problems=problems,
+        result = ProductPage(products=[], raw_count=len(data), problems=problems,
                              server_time=_server_time(response.headers.get("Date")))
+        if data and isinstance(data[0], msgspec.Struct):  # typed by the decoder
+            result.products = products_from_wire(data, self._warehouses)
+            result.last_updated_at, result.last_id = data[-1].updated_at, data[-1].id
+            return result
+        result.products = [p for raw in data if (p := parse_product(raw, problems)) is not None]
         if data and isinstance(data[-1], dict):
             last = data[-1]
             updated = last.get("updated_at")
             result.last_updated_at = updated if isinstance(updated, str) else None
             result.last_id = _int_id(last.get("id"))
         return result
-
-    async def products_count(self) -> tuple[int, str | None]:
-        """``GET /admin/products/count.json``: the number of products, and the answer's Date."""
-        response = await self.transport.request("GET", COUNT_PATH, expect_json=True)
-        data = response.json()
-        count = data.get("count") if isinstance(data, dict) else None
-        if isinstance(count, str) and count.strip().isdigit():
-            count = int(count.strip())
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise InvalidResponseError(API, f"count.json answered {data!r:.200}, expected "
-                                            '{"count": <int>}', status=response.status)
-        return count, _server_time(response.headers.get("Date"))
 
     async def variants_group_update(self, writes: Sequence[VariantWrite]) -> GroupUpdateResult:
         """``PUT /admin/products/variants_group_update.json`` for at most 100 variants."""

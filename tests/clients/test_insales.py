@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
+import msgspec
+import orjson
 import pytest
 
 from stocksyncd.clients.insales import (
     InSalesClient,
+    Product,
+    Variant,
     VariantWrite,
     basic_auth,
     parse_group_update,
     parse_product,
     products_decoder,
+    products_from_wire,
 )
 from stocksyncd.clock import FakeClock
 from stocksyncd.errors import AuthError, RateLimitedError
@@ -89,6 +95,35 @@ async def test_page_mode_and_per_page_cap(
     second = await client.products_page(page=2, per_page=1000)
     assert first.raw_count == 250 and second.raw_count == 50
     assert shop.requests[0].query["per_page"] == "250"
+
+
+async def test_deleted_products_go_to_the_trash(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    kept = shop.add_product([{"sku": "K", "quantity": 1}])
+    gone = shop.add_product([{"sku": "G", "quantity": 1}])
+    vid = shop.products[gone]["variants"][0]["id"]
+    clock.advance(600)
+    shop.delete_product(gone)
+    client = make_client(shop, session, clock)
+    listed = await client.products_page()
+    assert [p.id for p in listed.products] == [kept]
+    # The trash, with the moment of deletion as updated_at; a window before it finds it.
+    trash = await client.products_page(updated_since="2026-01-01T00:09:59.000+00:00",
+                                       deleted=True)
+    assert [p.id for p in trash.products] == [gone]
+    assert trash.products[0].updated_at == "2026-01-01T03:10:00.000+03:00"
+    later = await client.products_page(updated_since="2026-01-01T00:10:01.000+00:00",
+                                       deleted=True)
+    assert later.raw_count == 0
+    both = await session.get(f"{shop.url}/admin/products.json",
+                             params={"with_deleted": "true"},
+                             headers=basic_auth(shop.api_key, shop.password))
+    body = await both.json()
+    assert [(p["id"], p["archived"]) for p in body] == [(kept, False), (gone, True)]
+    # A deleted product's variants cannot be written.
+    result = await client.variants_group_update([VariantWrite(vid, "quantity", 3)])
+    assert result.failed == {vid: "variant not found"}
 
 
 async def test_parses_variants_and_warehouses(
@@ -276,12 +311,45 @@ def test_the_products_decoder_reads_only_what_a_stock_job_needs() -> None:
             b' "images": [{"url": "x"}], "variants": [{"id": 5, "product_id": 1, "sku": "A",'
             b' "barcode": null, "quantity": 2, "price": "9.5", "quantity_at_warehouse0": 1,'
             b' "quantity_at_warehouse3": 4, "option_values": [{"id": 1}]}]}]')
-    assert products_decoder((3,))(body) == [{"id": 1, "updated_at": "t", "variants": [
-        {"id": 5, "product_id": 1, "sku": "A", "barcode": None, "quantity": 2,
-         "quantity_at_warehouse3": 4}]}]
+    typed = products_decoder((3,))(body)
+    assert all(isinstance(item, msgspec.Struct) for item in typed)
+    assert not hasattr(typed[0], "title") and not hasattr(typed[0].variants[0], "price")
+    assert products_from_wire(typed, (3,)) == [
+        Product(1, "t", (Variant(5, 1, "A", None, 2.0, {3: 4.0}),))]
     # Any other shape is parsed in full, for the parsers to report item by item.
     odd = b'[{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]'
     assert products_decoder()(odd) == [{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]
     assert products_decoder()(b'{"errors": "x"}') == {"errors": "x"}
     with pytest.raises(ValueError, match="truncated"):
         products_decoder()(body[:50])
+
+
+@pytest.mark.parametrize(("variant", "typed"), [
+    ({"id": 1, "sku": " A ", "barcode": "", "quantity": "7.0"}, True),
+    ({"id": 1, "sku": 123, "barcode": 4.6e12}, True),
+    ({"id": "9", "product_id": 0, "quantity": 3}, True),
+    ({"id": 1, "quantity_at_warehouse0": 3, "quantity_at_warehouse1": "x"}, True),
+    ({"id": 1, "quantity_at_warehouse0": None}, True),
+    ({"id": 1}, True),
+    ({"id": 1, "sku": True}, False),
+    ({"id": 1, "quantity": "nan"}, False),
+    ({"id": 1, "quantity": True}, False),
+    ({"id": 1, "quantity": 1e300}, False),
+    ({"id": 1, "quantity_at_warehouse0": "many"}, False),
+    ({"id": None}, False),
+])
+def test_typed_decoding_reads_as_the_parsers_do(variant: dict[str, Any], typed: bool) -> None:
+    body = orjson.dumps([{"id": 7, "updated_at": None, "variants": [variant]},
+                         {"id": 8, "updated_at": "u", "variants": []}])
+    decoded = products_decoder((0,))(body)
+    assert isinstance(decoded[0], msgspec.Struct) is typed
+    problems: list[str] = []
+    # The parsers on the whole answer, with only warehouse 0 in it (as configured).
+    whole = orjson.loads(body)
+    for v in whole[0]["variants"]:
+        v.pop("quantity_at_warehouse1", None)
+    expected = [p for raw in whole if (p := parse_product(raw, problems)) is not None]
+    if typed:
+        assert products_from_wire(decoded, (0,)) == expected and not problems
+    else:
+        assert [parse_product(raw, []) for raw in decoded] == expected
