@@ -2,10 +2,13 @@
 
 Follows ``shared/api/insales.md``: Basic auth (401 otherwise), bare-array
 products.json with ``page``/``per_page`` (max 250) and the ``updated_since``
-+ ``from_id`` cursor ordered by (updated_at, id), ``updated_at`` bumped on
-every write, variants_group_update with per-variant results (more than 100
-refused with 422), ``API-Usage-Limit: n/500`` on every answer and 503 (or
-429) with ``Retry-After`` once the window's budget is spent. Time comes from
++ ``from_id`` cursor ordered by (updated_at, id) and listing by id without
+it, a trash (``delete_product`` moves a product there, marked ``archived``
+and with ``updated_at`` bumped; ``with_deleted`` lists it too, ``deleted``
+only the trash), ``updated_at`` bumped on every write, variants_group_update
+with per-variant results (more than 100 refused with 422),
+``API-Usage-Limit: n/500`` on every answer and 503 (or 429) with
+``Retry-After`` once the window's budget is spent. Time comes from
 the injected clock, so tests move through windows without sleeping.
 
 Products are kept by id plus a sorted (updated_ms, id) list, so listing is
@@ -35,6 +38,10 @@ def format_time(ms: int) -> str:
     """``2023-11-22T14:24:30.000+03:00`` from epoch milliseconds."""
     dt = datetime.fromtimestamp(ms / 1000, tz=_SHOP_TZ)
     return dt.isoformat(timespec="milliseconds")
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in {"1", "true", "yes"}
 
 
 def parse_time(text: str) -> int | None:
@@ -85,6 +92,8 @@ class InSalesSimulator(Simulator):
         self._updated_ms: dict[int, int] = {}
         self._order: list[tuple[int, int]] = []  # (updated_ms, product id), sorted
         self._ids: list[int] = []  # product ids, sorted
+        self.trash: dict[int, dict[str, Any]] = {}  # deleted products, as with_deleted lists them
+        self._trash_order: list[tuple[int, int]] = []  # (updated_ms, product id), sorted
         self._next_product = 100_000
         self._next_variant = 500_000
         self._window_start: float | None = None
@@ -162,6 +171,7 @@ class InSalesSimulator(Simulator):
             return json_response({"errors": ["bad paging parameters"]}, status=400,
                                  headers=self._usage())
         offset = (page - 1) * per_page
+        order, ids, rendered = self._listing(q)
         since_text = q.get("updated_since")
         if since_text:
             since = parse_time(since_text)
@@ -170,11 +180,21 @@ class InSalesSimulator(Simulator):
                                      headers=self._usage())
             # Items at exactly ``since`` with id <= from_id are skipped.
             start_key = (since, from_id + 1 if from_id is not None else -1)
-            start = bisect.bisect_left(self._order, start_key) + offset
-            ids = [pid for _, pid in self._order[start:start + per_page]]
+            start = bisect.bisect_left(order, start_key) + offset
+            listed = [pid for _, pid in order[start:start + per_page]]
         else:
-            ids = self._ids[offset:offset + per_page]
-        return json_response([self._render(pid) for pid in ids], headers=self._usage())
+            listed = ids[offset:offset + per_page]
+        return json_response([rendered[pid] for pid in listed], headers=self._usage())
+
+    def _listing(self, q: Any) -> tuple[list[tuple[int, int]], list[int],
+                                        dict[int, dict[str, Any]]]:
+        """(cursor order, ids, products) of what the query lists: the shop, the trash, or both."""
+        if _flag(q.get("with_deleted")):
+            both = {**self.products, **self.trash}
+            return sorted(self._order + self._trash_order), sorted(both), both
+        if _flag(q.get("deleted")):
+            return self._trash_order, sorted(self.trash), self.trash
+        return self._order, self._ids, self.products
 
     async def _group_update(self, request: web.Request) -> web.Response:
         if (refused := self._gate(request)) is not None:
@@ -227,9 +247,6 @@ class InSalesSimulator(Simulator):
         self.products[pid]["updated_at"] = format_time(now)
         bisect.insort(self._order, (now, pid))
 
-    def _render(self, pid: int) -> dict[str, Any]:
-        return self.products[pid]
-
     def add_product(
         self,
         variants: list[dict[str, Any]],
@@ -242,7 +259,7 @@ class InSalesSimulator(Simulator):
         Returns the product id."""
         pid = product_id if product_id is not None else self._next_product
         self._next_product = max(self._next_product, pid) + 1
-        if pid in self.products:
+        if pid in self.products or pid in self.trash:
             raise ValueError(f"product {pid} exists")
         rendered = []
         for given in variants:
@@ -269,13 +286,19 @@ class InSalesSimulator(Simulator):
         return pid
 
     def delete_product(self, pid: int) -> None:
-        """Remove a product (it stops appearing in listings)."""
+        """Move a product to the trash, as InSales does: it leaves the listing and its
+        variants can no longer be written; ``with_deleted``/``deleted`` list it, marked
+        ``archived``, with ``updated_at`` bumped to the moment of deletion."""
+        self._touch(pid)
         product = self.products.pop(pid)
         for v in product["variants"]:
             self._variant_product.pop(v["id"], None)
         ms = self._updated_ms.pop(pid)
         self._order.remove((ms, pid))
         self._ids.remove(pid)
+        product["archived"] = True
+        self.trash[pid] = product
+        bisect.insort(self._trash_order, (ms, pid))
 
     def variant(self, variant_id: int) -> dict[str, Any]:
         """The stored variant (a live dict: do not modify, use ``update_variant``)."""

@@ -44,7 +44,6 @@ Edge cases, and how they are handled:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -129,6 +128,11 @@ class ScanResult:
     pages: int
     problems: list[str]
     server_time: str | None = None  # InSales' Date when the scan began
+    # A scan by page number is complete only if no product left the listing
+    # while it ran: ``removed_during`` checks that, after the scan.
+    by_page: bool = False
+    in_id_order: bool = True  # the pages listed products by ascending id
+    highest_id: int | None = None
 
 
 async def scan_products(
@@ -167,73 +171,118 @@ async def scan_products(
 
 
 async def scan_all_pages(
-    client: InSalesClient, *, concurrency: int, per_page: int = MAX_PER_PAGE
-) -> ScanResult | None:
+    client: InSalesClient, *, concurrency: int, expect_pages: int = 0,
+    per_page: int = MAX_PER_PAGE,
+) -> ScanResult:
     """Every product by page number, ``concurrency`` pages at a time (a full refresh).
 
-    ``count.json`` and page 1 together: the earlier of their Dates is the
-    scan's start (every change before it is in the pages, and any later one
-    comes back in the next incremental scan, whose window starts before it),
-    and the count says how many more pages to ask for.
-    Page numbers, unlike the cursor, can skip or repeat a product when
-    products are added or deleted mid-scan (InSales' docs warn about it);
-    so products are deduplicated by id, and unless the distinct products
-    number exactly ``count`` the result is discarded and None returned: the
-    caller then walks the cursor instead. Any page failing after retries
-    raises ``ScanFailed``. None too when count.json itself fails or
-    answers nonsense (the count is optional).
+    Reads until a short page, without asking ``count.json`` first (InSales'
+    docs: the count is for sizing, not needed when paginating until a short
+    page), which saves a round trip. A page goes out as soon as a slot is
+    free; past ``expect_pages`` (what the previous index filled) only once
+    the last expected page came back full, so that a shop of the same size
+    costs no request past its end. Without that hint, up to
+    ``concurrency - 1`` pages past the end go out; they are cancelled as
+    soon as the short page is in.
 
-    Residual risk: an addition and a deletion during the same scan that
-    cancel out in the count while shifting a page boundary could hide one
-    unchanged product; the count check cannot see that, and the next full
-    refresh reads it.
+    Page numbers, unlike the cursor, skip a product when one listed before
+    it leaves the listing mid-scan (InSales' docs warn about it). Products
+    added mid-scan are listed after the others, and a product read twice is
+    kept once, so the result is complete once ``removed_during`` has found
+    no product deleted while the pages were read. Any page failing after
+    retries raises ``ScanFailed``.
     """
-    gate = asyncio.Semaphore(max(1, concurrency))
+    width = max(1, concurrency)
 
     async def fetch(page_no: int) -> ProductPage:
-        async with gate:
-            try:
-                return await client.products_page(page=page_no, per_page=per_page)
-            except ApiError as exc:
-                raise ScanFailed(page_no, "none (by page number)", exc) from exc
+        try:
+            return await client.products_page(page=page_no, per_page=per_page)
+        except ApiError as exc:
+            raise ScanFailed(page_no, "none (by page number)", exc) from exc
 
-    # Page 1 is needed whatever the count: ask for both at once.
-    counting = asyncio.ensure_future(client.products_count())
+    read: dict[int, ProductPage] = {}
+    pending: dict[asyncio.Future[ProductPage], int] = {}
+    cancelled: list[asyncio.Future[ProductPage]] = []
+    end: int | None = None  # the first page that came back short: none after it holds more
+    next_page = 1
     try:
-        first = await fetch(1)
-    except BaseException:
-        counting.cancel()
-        with contextlib.suppress(BaseException):
-            await counting
-        raise
-    try:
-        count, count_time = await counting
-    except ApiError:
-        return None
-    pages = max(1, math.ceil(count / per_page))
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(fetch(n)) for n in range(2, pages + 1)]
-    except* ScanFailed as failed:
-        raise min((e for e in failed.exceptions if isinstance(e, ScanFailed)),
-                  key=lambda e: e.page) from None
-    read = [first, *(task.result() for task in tasks)]
+        while True:
+            while len(pending) < width and end is None and (
+                    next_page <= expect_pages or not expect_pages
+                    or (expect_pages in read and expect_pages not in pending.values())):
+                pending[asyncio.ensure_future(fetch(next_page))] = next_page
+                next_page += 1
+            if end is not None:
+                for task, page_no in list(pending.items()):
+                    if page_no > end:  # past the end: nothing to read there
+                        task.cancel()
+                        cancelled.append(task)
+                        del pending[task]
+            if not pending:
+                break
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            failures = sorted((pending[t], exc) for t in done
+                              if isinstance(exc := t.exception(), ScanFailed))
+            if failures:
+                raise failures[0][1]
+            for task in done:
+                page_no = pending.pop(task)
+                page = read[page_no] = task.result()
+                if page.raw_count < per_page and (end is None or page_no < end):
+                    end = page_no
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending or cancelled:
+            await asyncio.gather(*pending, *cancelled, return_exceptions=True)
     products: dict[int, Product] = {}
     problems: list[str] = []
-    raw = 0
-    for page in read:
-        raw += page.raw_count
+    in_order, previous = True, -1
+    for page_no in sorted(read):
+        page = read[page_no]
         problems.extend(page.problems)
         for product in page.products:
+            in_order = in_order and product.id >= previous
+            previous = product.id
             products[product.id] = product
-    # A product that did not parse still counts as seen (its problem is noted).
-    unparsed = raw - sum(len(page.products) for page in read)
-    if len(products) + unparsed != count:
-        return None
-    # The earlier of the two first answers: nothing read can predate it.
-    stamps = [t for t in (count_time, first.server_time) if t and _parse(t) is not None]
+    # The earliest answer: nothing read can predate it.
+    stamps = [t for page in read.values() if (t := page.server_time) and _parse(t) is not None]
     server_time = min(stamps, key=lambda t: _parse(t) or EPOCH_DT) if stamps else None
-    return ScanResult(products, pages + 1, problems, server_time)
+    return ScanResult(products, len(read), problems, server_time, by_page=True,
+                      in_id_order=in_order, highest_id=max(products, default=None))
+
+
+async def removed_during(
+    client: InSalesClient, scan: ScanResult, overlap: float = DEFAULT_OVERLAP
+) -> str | None:
+    """Why a scan by page number may have missed a product, or None when it cannot have.
+
+    One request: the trash (``deleted``) since ``overlap`` seconds before
+    the scan began. A product deleted then and listed before the last one
+    read may have shifted a later one onto a page already read. Deliberately
+    cautious: the deletion may as well have come just before the scan, and
+    a full page of deleted products counts as such a deletion. Also when
+    the pages did not list products by id (then any change could shift
+    them) or the scan has no usable Date to start the window from.
+    """
+    if not scan.in_id_order:
+        return "InSales did not list the pages by product id"
+    if scan.highest_id is None:
+        return None  # nothing listed, nothing to skip
+    since = window_start(scan.server_time, overlap) if scan.server_time else None
+    if since is None:
+        return "the scan has no Date to look for deletions from"
+    try:
+        trash = await client.products_page(updated_since=since, deleted=True)
+    except ApiError as exc:
+        return f"looking for products deleted during the scan failed: {exc}"
+    gone = sorted(p.id for p in trash.products if p.id <= scan.highest_id)
+    if gone:
+        return (f"{len(gone)} product(s) deleted in InSales while its pages were read "
+                f"(product {gone[0]})")
+    if trash.raw_count > len(trash.products) or trash.raw_count >= MAX_PER_PAGE:
+        return "the deleted products could not all be read"
+    return None
 
 
 @dataclass
@@ -509,6 +558,9 @@ class RefreshReport:
     problems: list[str]
     reason: str = ""
     read: dict[int, Product] = field(default_factory=dict)  # by an incremental scan
+    # A full scan by page number, complete only once ``removed_during`` says so:
+    # until then the index must not be stored.
+    unchecked: ScanResult | None = None
 
 
 def needs_full(
@@ -546,10 +598,12 @@ async def refresh_index(
     """Bring the index up to date: a full scan when due, else an incremental one.
 
     A full scan reads pages by number, ``concurrency`` at a time, when
-    ``concurrency`` > 1 and the pages prove complete; otherwise it walks the
-    cursor. Raises ``ScanFailed`` with the index untouched when any page fails.
-    ``field`` is the stock field ``client`` reads (an index made for another
-    one is rebuilt).
+    ``concurrency`` > 1: the report's ``unchecked`` then asks the caller to
+    run ``removed_during`` before trusting (and storing) the index, and
+    ``rescan`` when it finds a reason not to. Otherwise a full scan walks the
+    cursor. Raises ``ScanFailed`` with the index untouched when any page
+    fails. ``field`` is the stock field ``client`` reads (an index made for
+    another one is rebuilt).
     """
     reason = needs_full(index, now, full_every, field)
     since = None
@@ -558,18 +612,31 @@ async def refresh_index(
         if since is None:
             reason = "unreadable watermark"
     if reason is not None or index is None or since is None:
-        scan: ScanResult | None = None
-        if concurrency > 1:
-            scan = await scan_all_pages(client, concurrency=concurrency)
-        if scan is None:
-            scan = await scan_products(client, None)
-        fresh = InSalesIndex(full_at=now, field=field)
-        fresh.merge(scan)
-        if fresh.watermark is None:
-            fresh.watermark = EPOCH  # an empty shop: start incremental scans from the beginning
-        return fresh, RefreshReport("full", scan.pages, len(scan.products), scan.problems,
-                                    reason or "")
+        if concurrency <= 1:
+            return await rescan(client, now=now, field=field, reason=reason or "")
+        # The previous index, however old, says how many pages to expect.
+        expect = math.ceil(len(index.products) / MAX_PER_PAGE) if index is not None else 0
+        scan = await scan_all_pages(client, concurrency=concurrency, expect_pages=expect)
+        fresh, report = _fresh(scan, now, field, reason or "")
+        report.unchecked = scan
+        return fresh, report
     scan = await scan_products(client, since)
     index.merge(scan)
     return index, RefreshReport("incremental", scan.pages, len(scan.products), scan.problems,
                                 read=scan.products)
+
+
+async def rescan(
+    client: InSalesClient, *, now: float, field: str | None, reason: str
+) -> tuple[InSalesIndex, RefreshReport]:
+    """A full scan that walks the cursor: slower than pages, complete whatever happens."""
+    return _fresh(await scan_products(client, None), now, field, reason)
+
+
+def _fresh(scan: ScanResult, now: float, field: str | None,
+           reason: str) -> tuple[InSalesIndex, RefreshReport]:
+    fresh = InSalesIndex(full_at=now, field=field)
+    fresh.merge(scan)
+    if fresh.watermark is None:
+        fresh.watermark = EPOCH  # an empty shop: start incremental scans from the beginning
+    return fresh, RefreshReport("full", scan.pages, len(scan.products), scan.problems, reason)

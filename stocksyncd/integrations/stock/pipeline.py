@@ -29,6 +29,8 @@ from stocksyncd.integrations.stock.index import (
     RefreshReport,
     ScanFailed,
     refresh_index,
+    removed_during,
+    rescan,
 )
 from stocksyncd.integrations.stock.keys import normalize_key, show_quantity
 from stocksyncd.integrations.stock.model import StockSource
@@ -127,7 +129,7 @@ class StockSyncIntegration:
         index) while the other side's requests are in flight.
         """
         async with asyncio.TaskGroup() as tg:
-            # InSales first: its reads are the longer chain (count, then the pages).
+            # InSales first: its reads are the longer chain (more pages, fewer at a time).
             refreshed = tg.create_task(self._read_target(ctx))
             source = tg.create_task(self._read_source(ctx))
         index, report = refreshed.result()
@@ -159,6 +161,33 @@ class StockSyncIntegration:
             result.message = "a page failed after retries; nothing written"
         if result.status == "failed":
             return
+        why = await self._sync(ctx, result, source, index, report)
+        if why is not None:
+            await self._sync_again(ctx, result, source, why)
+
+    async def _sync(self, ctx: RunContext, result: RunResult, source: SourceStock,
+                    index: InSalesIndex, report: RefreshReport) -> str | None:
+        """Plan and apply against ``index``, then store it.
+
+        Returns why the page scan behind ``index`` may have missed products
+        (then the index was not stored), or None.
+        """
+        check: asyncio.Future[str | None] | None = None
+        if report.unchecked is not None:
+            # The check for deletions goes out now and is answered while the
+            # run plans and writes; only storing the index waits for it.
+            check = asyncio.ensure_future(
+                removed_during(self.client, report.unchecked, self.overlap))
+            await _on_the_wire()
+        try:
+            return await self._plan_and_apply(ctx, result, source, index, report, check=check)
+        finally:
+            if check is not None:
+                await _cancelled(check)
+
+    async def _plan_and_apply(self, ctx: RunContext, result: RunResult, source: SourceStock,
+                              index: InSalesIndex, report: RefreshReport, *,
+                              check: asyncio.Future[str | None] | None) -> str | None:
         ctx.log.info("{name}: insales index {mode} ({pages} pages, {n} products read)",
                      name=self.name, mode=report.mode, pages=report.pages, n=report.products_read)
         plan = plan_reduced(source, target_variants(index, self.key_field, self.cfg.warehouse),
@@ -179,12 +208,51 @@ class StockSyncIntegration:
             result.changes = [_change(w, self.field_name, False) for w in plan.writes]
             result.message = f"dry run: {len(plan.writes)} changes planned, nothing written"
         elif plan.writes:
-            await self._apply(ctx, result, plan, index, rewrite=rewrite, read=read)
-            return
+            return await self._apply(ctx, result, plan, index, rewrite=rewrite, read=read,
+                                     check=check)
         else:
             result.message = "nothing to change"
-        _state_failure(result, await (
-            self._save_index(ctx, index) if rewrite else self._save_journal(ctx, index, read, [])))
+        if rewrite:
+            why, failure = await self._save_checked(ctx, index, check)
+            if why is not None:
+                return why
+        else:
+            failure = await self._save_journal(ctx, index, read, [])
+        _state_failure(result, failure)
+        return None
+
+    async def _sync_again(self, ctx: RunContext, result: RunResult, source: SourceStock,
+                          why: str) -> None:
+        """The page scan may have missed products: walk the cursor and sync what is left.
+
+        What the first pass wrote is read back with its new figures, so the
+        second plan holds only what the first one could not see.
+        """
+        ctx.log.warning("{name}: {why}; reading InSales again by cursor", name=self.name, why=why)
+        applied = [c for c in result.changes if c.applied]
+        written, batches = result.counts.written, result.details.get("batches", 0)
+        failed = result.status == "failed"
+        try:
+            index, report = await rescan(self.client, now=ctx.clock.time(),
+                                         field=self.field_name, reason=why)
+        except ScanFailed as exc:
+            result.status = "failed"
+            result.errors.append(str(exc))
+            result.message = (f"{result.message}; {why}, and reading InSales again failed: "
+                              "the index was not saved")
+            return
+        result.status, result.changes = "ok", []
+        await self._sync(ctx, result, source, index, report)
+        result.details["index_reread"] = why
+        result.changes = applied + result.changes
+        result.counts.written += written
+        if batches:
+            result.details["batches"] = batches + result.details.get("batches", 0)
+        if failed and result.status == "ok":
+            result.status = "failed"
+        if written:
+            result.message = (f"{written} changes written, then InSales was read again "
+                              f"({why}): {result.message}")
 
     async def _save_journal(self, ctx: RunContext, index: InSalesIndex, read: list[Product],
                             writes: list[tuple[int, int]]) -> Exception | None:
@@ -203,31 +271,41 @@ class StockSyncIntegration:
         index.snapshot = uuid.uuid4().hex
         return await _store(ctx, self.index_key, index.to_json())
 
-    async def _save_while_writing(self, ctx: RunContext, index: InSalesIndex) -> Exception | None:
+    async def _save_checked(self, ctx: RunContext, index: InSalesIndex,
+                            check: asyncio.Future[str | None] | None,
+                            ) -> tuple[str | None, Exception | None]:
+        """Store the whole index once its scan proved complete.
+
+        Returns why it was not (the check's verdict) and a save failure.
+        """
+        if check is not None and (why := await check) is not None:
+            return why, None
+        return None, await self._save_index(ctx, index)
+
+    async def _save_while_writing(self, ctx: RunContext, index: InSalesIndex,
+                                  check: asyncio.Future[str | None] | None,
+                                  ) -> tuple[str | None, Exception | None]:
         # The batches go out first and the save fills the wait for their answers.
-        # aiohttp puts a request on the wire a few turns of the loop after it
-        # starts (the body is written by a task of its own); yielding that long
-        # costs nothing, as nothing else is waiting to run.
-        for _ in range(WIRE_TURNS):
-            await asyncio.sleep(0)
-        return await self._save_index(ctx, index)
+        await _on_the_wire()
+        return await self._save_checked(ctx, index, check)
 
     async def _apply(self, ctx: RunContext, result: RunResult, plan: Plan, index: InSalesIndex,
-                     *, rewrite: bool, read: list[Product]) -> None:
+                     *, rewrite: bool, read: list[Product],
+                     check: asyncio.Future[str | None] | None) -> str | None:
+        """Write the plan; returns why the index was not stored (``_sync``)."""
         # With ``rewrite`` the index as read is saved while the batches are in
         # flight; either way what they change goes to the journal (IndexJournal).
-        saving = asyncio.ensure_future(self._save_while_writing(ctx, index)) if rewrite else None
+        saving = (asyncio.ensure_future(self._save_while_writing(ctx, index, check))
+                  if rewrite else None)
         try:
             outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
                                          concurrency=self.cfg.write_concurrency)
         except BaseException:
             if saving is not None:
-                saving.cancel()
-                with contextlib.suppress(BaseException):
-                    await saving
+                await _cancelled(saving)
             raise
         # Before the index changes below: the saved copy is the index as read.
-        failure = await saving if saving is not None else None
+        why, failure = await saving if saving is not None else (None, None)
         written = {w.variant_id for w in outcome.written}
         result.changes = [_change(w, self.field_name, w.variant_id in written)
                           for w in plan.writes]
@@ -247,12 +325,15 @@ class StockSyncIntegration:
                               f"{len(outcome.failed)} failed")
         else:
             result.message = f"{len(outcome.written)} changes written"
+        if why is not None:
+            return why  # the caller reads InSales again and stores that index
         if failure is None:
             if rewrite:
                 index.journal = []  # a new copy: the journal starts again
             failure = await self._save_journal(
                 ctx, index, read, [(w.variant_id, w.new) for w in outcome.written])
         _state_failure(result, failure)
+        return None
 
     def _report_plan(self, result: RunResult, plan: Plan, report: RefreshReport) -> None:
         result.counts = plan.counts
@@ -271,6 +352,24 @@ class StockSyncIntegration:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
         result.details.update(details)
+
+
+async def _on_the_wire() -> None:
+    """Let requests just started reach the wire before the caller goes on.
+
+    aiohttp puts a request on the wire a few turns of the loop after it
+    starts (the body is written by a task of its own); yielding that long
+    costs nothing when nothing else is waiting to run.
+    """
+    for _ in range(WIRE_TURNS):
+        await asyncio.sleep(0)
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` unless done, and wait until it is over."""
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
 
 
 async def _store(ctx: RunContext, key: str, value: Any) -> Exception | None:
