@@ -19,8 +19,10 @@ class DictState:
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], Any] = {}
         self.writes = 0
+        self.reads: list[str] = []  # keys, in the order read
 
     async def get_value(self, scope: str, key: str) -> Any | None:
+        self.reads.append(key)
         return self.values.get((scope, key))
 
     async def set_value(self, scope: str, key: str, value: Any) -> None:

@@ -14,6 +14,7 @@ from stocksyncd.clock import FakeClock
 from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import TransientError
 from stocksyncd.integrations.base import RunContext
+from stocksyncd.integrations.stock import index as index_module
 from stocksyncd.integrations.stock import pipeline
 from stocksyncd.integrations.stock.index import INDEX_SCOPE, JOURNAL_SUFFIX, InSalesIndex
 from stocksyncd.integrations.stock.model import SourceItem
@@ -125,6 +126,36 @@ async def test_a_product_deleted_mid_scan_sends_the_run_round_again(
     clock.advance(60)
     again = await integration.run(make_ctx(run_id="r2"))
     assert again.details["index_mode"] == "incremental" and again.counts.changed == 0
+
+
+async def test_the_hourly_full_scan_asks_for_the_pages_the_last_one_found(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock, state: DictState, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim.catalogue(3000, seed=12)
+    clock.advance(3600)
+    integration = make_integration(source_from_shop(sim), full_refresh=3600)
+    first = await integration.run(make_ctx())
+    assert first.status == "ok" and first.details["index_mode"] == "full"
+    clock.advance(3600)
+    sim.requests.clear()
+    state.reads.clear()
+    parsed: list[int] = []
+    real_parse = index_module._products_from_json
+
+    def counting(raw: Any) -> Any:
+        parsed.append(len(raw))
+        return real_parse(raw)
+
+    monkeypatch.setattr(index_module, "_products_from_json", counting)
+    hourly = await integration.run(make_ctx(run_id="r2"))
+    assert hourly.details["index_mode"] == "full"
+    assert hourly.details["index_full_reason"] == "full refresh due"
+    pages = [r.query["page"] for r in sim.requests if "updated_since" not in r.query]
+    assert sorted(pages, key=int) == ["1", "2", "3", "4", "5"]  # not one past the end
+    # A full scan replaces the stored products: neither they nor the journal are loaded.
+    assert state.reads == ["main/fulfilment"] and parsed == []
+    assert hourly.requests["insales"] == 6  # five pages and the look in the trash
 
 
 async def test_second_run_without_changes_writes_nothing_and_costs_one_read(

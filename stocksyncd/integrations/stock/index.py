@@ -299,6 +299,9 @@ class InSalesIndex:
     # The stock field its variants were read for: only that warehouse's figures
     # are read, so an index made for another field cannot be used.
     field: str | None = None
+    # Products in the stored copy, when it was loaded without them (``header``):
+    # how many pages the next full scan can expect.
+    size_hint: int = 0
 
     def variants(self) -> Iterator[Variant]:
         """Every indexed variant."""
@@ -405,16 +408,30 @@ class InSalesIndex:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> InSalesIndex | None:
+    def header(cls, data: Any) -> InSalesIndex | None:
+        """The stored index without its products: enough to tell whether a full scan is due.
+
+        Parsing the products is most of the cost of loading (tens of
+        milliseconds at 10k variants), and a full scan replaces them anyway.
+        """
+        index = cls.from_json(data, products=False)
+        if index is not None:
+            index.size_hint = len(data["products"])
+        return index
+
+    @classmethod
+    def from_json(cls, data: Any, *, products: bool = True) -> InSalesIndex | None:
         """The index, or None when the stored value is missing, old or damaged."""
         if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
             return None
         try:
-            products = _products_from_json(data["products"])
+            if not isinstance(data["products"], list):
+                return None
+            read = _products_from_json(data["products"]) if products else {}
             written_until = data.get("written_until")
             snapshot = data.get("snapshot")
             field_name = data.get("field")
-            return cls(products=products, watermark=data.get("watermark"),
+            return cls(products=read, watermark=data.get("watermark"),
                        full_at=data.get("full_at"), stale=bool(data.get("stale")),
                        written_until=written_until if isinstance(written_until, str) else None,
                        snapshot=snapshot if isinstance(snapshot, str) else None,
@@ -615,7 +632,8 @@ async def refresh_index(
         if concurrency <= 1:
             return await rescan(client, now=now, field=field, reason=reason or "")
         # The previous index, however old, says how many pages to expect.
-        expect = math.ceil(len(index.products) / MAX_PER_PAGE) if index is not None else 0
+        expect = 0 if index is None else math.ceil(
+            max(len(index.products), index.size_hint) / MAX_PER_PAGE)
         scan = await scan_all_pages(client, concurrency=concurrency, expect_pages=expect)
         fresh, report = _fresh(scan, now, field, reason or "")
         report.unchecked = scan

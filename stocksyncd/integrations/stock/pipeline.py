@@ -28,6 +28,7 @@ from stocksyncd.integrations.stock.index import (
     InSalesIndex,
     RefreshReport,
     ScanFailed,
+    needs_full,
     refresh_index,
     removed_during,
     rescan,
@@ -139,12 +140,15 @@ class StockSyncIntegration:
         return reduce_source(await self.source.fetch(ctx), self.cfg.negative)
 
     async def _read_target(self, ctx: RunContext) -> tuple[InSalesIndex, RefreshReport]:
+        now = ctx.clock.time()
         data = await ctx.state.get_value(INDEX_SCOPE, self.index_key)
-        journal = None if data is None else await ctx.state.get_value(INDEX_SCOPE,
-                                                                      self.journal_key)
-        stored = InSalesIndex.load(data, journal)
+        stored = InSalesIndex.header(data)
+        if needs_full(stored, now, self.cfg.full_refresh, self.field_name) is None:
+            # An incremental scan builds on the stored products: load them and the journal.
+            journal = await ctx.state.get_value(INDEX_SCOPE, self.journal_key)
+            stored = InSalesIndex.load(data, journal)
         return await refresh_index(
-            self.client, stored, now=ctx.clock.time(), full_every=self.cfg.full_refresh,
+            self.client, stored, now=now, full_every=self.cfg.full_refresh,
             overlap=self.overlap, concurrency=self.cfg.write_concurrency, field=self.field_name,
         )
 
