@@ -3,11 +3,13 @@
 ``python -m bench.daemon_run SIMS_JSON`` builds the ``moysklad-insales``
 integration exactly as the daemon does (config, shared sessions and
 limiters, SQLite state, the run executor that records every run), runs it
-once with no InSales index ("cold": the full scan the hourly job does), then
-asks the simulators to change another share of the stock and runs again with
-the index kept in the state store ("warm"). Prints one JSON object: per run
-the wall time, CPU seconds of this process, requests by API, counts; and the
-peak RSS of the process.
+once with no InSales index ("cold": a full scan that knows nothing of the
+shop), then asks the simulators to change another share of the stock and runs
+again with the index kept in the state store ("warm": an incremental scan),
+then once more after the stored index is made an hour old ("hourly": the full
+refresh the job makes every hour, which knows the shop's size from the last
+one). Prints one JSON object: per run the wall time, CPU seconds of this
+process, requests by API, counts; and the peak RSS of the process.
 """
 
 from __future__ import annotations
@@ -71,14 +73,16 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
         settle_heap()  # as the daemon does once it has started
         out["rss_before_mib"] = rss_mib()
         try:
-            for label in ("cold", "warm"):
-                if label == "warm":
+            for seed, label in enumerate(("cold", "warm", "hourly"), start=1):
+                if label != "cold":
                     # An hourly job finds MoySklad's 3-second budget full again.
                     await asyncio.sleep(3.5)
-                    changed = control(sims["control"], f"/mutate?share={warm_share}&seed=2",
-                                      "POST")["changed"]
+                    changed = control(sims["control"],
+                                      f"/mutate?share={warm_share}&seed={seed}", "POST")["changed"]
                 else:
                     changed = sims["facts"]["changed"]
+                if label == "hourly":
+                    await _age_index(state, integration)
                 control(sims["control"], "/reset", "POST")
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 result = await executor.run(
@@ -104,6 +108,15 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
             await state.close()
     out["peak_rss_mib"] = rss_mib()
     return out
+
+
+async def _age_index(state: Any, integration: Any) -> None:
+    """Make the stored InSales index an hour old: the next run is the hourly full refresh."""
+    from stocksyncd.integrations.stock.index import INDEX_SCOPE
+
+    stored = await state.get_value(INDEX_SCOPE, integration.index_key)
+    stored["full_at"] -= 3600
+    await state.set_value(INDEX_SCOPE, integration.index_key, stored)
 
 
 def main() -> None:

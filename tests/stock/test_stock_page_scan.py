@@ -65,9 +65,14 @@ async def test_the_expected_pages_go_out_without_waiting_for_rounds(
 ) -> None:
     sim.catalogue(3000, seed=4)
     client = make_client(sim, session, clock)
-    scan = await scan_all_pages(client, concurrency=4, expect_pages=5)
+    handed: list[list[int]] = []
+    scan = await scan_all_pages(client, concurrency=4, expect_pages=5,
+                                on_page=lambda products: handed.append([p.id for p in products]))
     assert sorted(pages_asked(sim)) == [1, 2, 3, 4, 5]  # not one request wasted
     assert len(scan.products) == len(sim.products)
+    # Each page's products went to on_page as the page arrived.
+    assert sorted(map(len, handed)) == [len(sim.products) - 1000, 250, 250, 250, 250]
+    assert sorted(pid for page in handed for pid in page) == sorted(sim.products)
     sim.requests.clear()
     # The shop grew past the expected pages: one more round finds the end.
     grown = await scan_all_pages(client, concurrency=4, expect_pages=3)

@@ -194,3 +194,21 @@ def test_target_view_normalises_keys_as_the_planner_does() -> None:
         (1, "A", 3.0), (2, None, None), (3, "B", 2.0)]
     assert [(t.id, t.key, t.current) for t in target_variants(index, "barcode", 0)] == [
         (1, "111", 1.0), (2, None, None), (3, None, None)]
+
+
+def test_target_rows_made_as_pages_arrive_follow_the_index() -> None:
+    from stocksyncd.clients.insales import Product, Variant
+    from stocksyncd.integrations.stock.index import InSalesIndex
+    from stocksyncd.integrations.stock.pipeline import TargetRows
+
+    first = Product(1, "", (Variant(10, 1, "A", None, 3.0),))
+    second = Product(2, "", (Variant(20, 2, "B", None, 4.0),))
+    rows = TargetRows("sku", None)
+    rows.add([first, second])
+    index = InSalesIndex(products={1: first, 2: second})
+    assert [(t.id, t.key, t.current) for t in rows.of(index)] == [(10, "A", 3.0), (20, "B", 4.0)]
+    # A product read again (another copy) and one never handed over are made afresh.
+    index.products[1] = first._replace(variants=(Variant(10, 1, "A2", None, 5.0),))
+    index.products[3] = Product(3, "", (Variant(30, 3, "C", None, None),))
+    assert [(t.id, t.key, t.current) for t in rows.of(index)] == [
+        (10, "A2", 5.0), (20, "B", 4.0), (30, "C", None)]

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -172,7 +172,7 @@ async def scan_products(
 
 async def scan_all_pages(
     client: InSalesClient, *, concurrency: int, expect_pages: int = 0,
-    per_page: int = MAX_PER_PAGE,
+    per_page: int = MAX_PER_PAGE, on_page: Callable[[list[Product]], None] | None = None,
 ) -> ScanResult:
     """Every product by page number, ``concurrency`` pages at a time (a full refresh).
 
@@ -190,7 +190,8 @@ async def scan_all_pages(
     added mid-scan are listed after the others, and a product read twice is
     kept once, so the result is complete once ``removed_during`` has found
     no product deleted while the pages were read. Any page failing after
-    retries raises ``ScanFailed``.
+    retries raises ``ScanFailed``. ``on_page`` gets each page's products once
+    the next requests are out.
     """
     width = max(1, concurrency)
 
@@ -205,6 +206,7 @@ async def scan_all_pages(
     cancelled: list[asyncio.Future[ProductPage]] = []
     end: int | None = None  # the first page that came back short: none after it holds more
     next_page = 1
+    arrived: list[ProductPage] = []
     try:
         while True:
             while len(pending) < width and end is None and (
@@ -218,6 +220,10 @@ async def scan_all_pages(
                         task.cancel()
                         cancelled.append(task)
                         del pending[task]
+            if on_page is not None:
+                for page in arrived:
+                    on_page(page.products)
+            arrived.clear()
             if not pending:
                 break
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -228,6 +234,7 @@ async def scan_all_pages(
             for task in done:
                 page_no = pending.pop(task)
                 page = read[page_no] = task.result()
+                arrived.append(page)
                 if page.raw_count < per_page and (end is None or page_no < end):
                     end = page_no
     finally:
@@ -611,8 +618,13 @@ async def refresh_index(
     overlap: float = DEFAULT_OVERLAP,
     concurrency: int = 1,
     field: str | None = None,
+    on_read: Callable[[list[Product]], None] | None = None,
 ) -> tuple[InSalesIndex, RefreshReport]:
     """Bring the index up to date: a full scan when due, else an incremental one.
+
+    ``on_read`` is handed the products of each page of a full scan by page
+    number as it arrives (the caller's chance to work while the rest are in
+    flight).
 
     A full scan reads pages by number, ``concurrency`` at a time, when
     ``concurrency`` > 1: the report's ``unchecked`` then asks the caller to
@@ -634,7 +646,8 @@ async def refresh_index(
         # The previous index, however old, says how many pages to expect.
         expect = 0 if index is None else math.ceil(
             max(len(index.products), index.size_hint) / MAX_PER_PAGE)
-        scan = await scan_all_pages(client, concurrency=concurrency, expect_pages=expect)
+        scan = await scan_all_pages(client, concurrency=concurrency, expect_pages=expect,
+                                    on_page=on_read)
         fresh, report = _fresh(scan, now, field, reason or "")
         report.unchecked = scan
         return fresh, report

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from stocksyncd.clients.insales import InSalesClient, Product, basic_auth, warehouse_field
@@ -51,21 +52,51 @@ WIRE_TURNS = 4  # loop turns between starting a request and aiohttp sending it, 
 JOURNAL_MIN = 2_000  # journal weight always allowed before the whole index is stored again
 
 
-def target_variants(
-    index: InSalesIndex, key_field: str, warehouse: int | None
-) -> list[TargetVariant]:
-    """The planner's view of the shop: normalised key and current figure per variant."""
-    by_sku = key_field == "sku"
-    out: list[TargetVariant] = []
-    add = out.append
-    for product in index.products.values():
+class TargetRows:
+    """The planner's view of the shop: normalised key and current figure per variant.
+
+    Made product by product, and kept: a full scan hands each page here as it
+    arrives, so the rows are made while the later pages are in flight, not
+    after the last one. A product replaced since (read again) is done again.
+    """
+
+    def __init__(self, key_field: str, warehouse: int | None) -> None:
+        self.by_sku = key_field == "sku"
+        self.warehouse = warehouse
+        self._made: dict[int, tuple[Product, list[TargetVariant]]] = {}
+
+    def add(self, products: Iterable[Product]) -> None:
+        """Make the rows of ``products`` now."""
+        made, rows = self._made, self._rows
+        for product in products:
+            made[product.id] = (product, rows(product))
+
+    def of(self, index: InSalesIndex) -> list[TargetVariant]:
+        """Every variant of ``index``, as the planner takes it."""
+        out: list[TargetVariant] = []
+        made, rows = self._made, self._rows
+        for pid, product in index.products.items():
+            hit = made.get(pid)
+            out += hit[1] if hit is not None and hit[0] is product else rows(product)
+        return out
+
+    def _rows(self, product: Product) -> list[TargetVariant]:
+        by_sku, warehouse = self.by_sku, self.warehouse
+        out = []
         for v in product.variants:
             raw = v.sku if by_sku else v.barcode
             # Keys parsed from InSales are already stripped text: skip the general path.
             key = raw if type(raw) is str and raw and raw == raw.strip() else normalize_key(raw)
             current = v.quantity if warehouse is None else v.warehouses.get(warehouse)
-            add(TargetVariant(v.id, key, current))
-    return out
+            out.append(TargetVariant(v.id, key, current))
+        return out
+
+
+def target_variants(
+    index: InSalesIndex, key_field: str, warehouse: int | None
+) -> list[TargetVariant]:
+    """The planner's view of the shop: normalised key and current figure per variant."""
+    return TargetRows(key_field, warehouse).of(index)
 
 
 def _change(w: PlannedWrite, field_name: str, applied: bool) -> Change:
@@ -123,23 +154,27 @@ class StockSyncIntegration:
             result.duration_s = ctx.clock.monotonic() - started
         return result
 
-    async def _fetch(self, ctx: RunContext) -> tuple[SourceStock, InSalesIndex, RefreshReport]:
+    async def _fetch(
+        self, ctx: RunContext
+    ) -> tuple[SourceStock, InSalesIndex, RefreshReport, TargetRows]:
         """Both sides at once; the first failure cancels the other.
 
         Each side does its own CPU work (reducing the source, loading the stored
         index) while the other side's requests are in flight.
         """
+        rows = TargetRows(self.key_field, self.cfg.warehouse)
         async with asyncio.TaskGroup() as tg:
             # InSales first: its reads are the longer chain (more pages, fewer at a time).
-            refreshed = tg.create_task(self._read_target(ctx))
+            refreshed = tg.create_task(self._read_target(ctx, rows))
             source = tg.create_task(self._read_source(ctx))
         index, report = refreshed.result()
-        return source.result(), index, report
+        return source.result(), index, report, rows
 
     async def _read_source(self, ctx: RunContext) -> SourceStock:
         return reduce_source(await self.source.fetch(ctx), self.cfg.negative)
 
-    async def _read_target(self, ctx: RunContext) -> tuple[InSalesIndex, RefreshReport]:
+    async def _read_target(self, ctx: RunContext,
+                           rows: TargetRows) -> tuple[InSalesIndex, RefreshReport]:
         now = ctx.clock.time()
         data = await ctx.state.get_value(INDEX_SCOPE, self.index_key)
         stored = InSalesIndex.header(data)
@@ -150,11 +185,12 @@ class StockSyncIntegration:
         return await refresh_index(
             self.client, stored, now=now, full_every=self.cfg.full_refresh,
             overlap=self.overlap, concurrency=self.cfg.write_concurrency, field=self.field_name,
+            on_read=rows.add,
         )
 
     async def _run(self, ctx: RunContext, result: RunResult) -> None:
         try:
-            source, index, report = await self._fetch(ctx)
+            source, index, report, rows = await self._fetch(ctx)
         except* StockSyncError as group:
             result.status = "failed"
             for exc in group.exceptions:
@@ -165,12 +201,12 @@ class StockSyncIntegration:
             result.message = "a page failed after retries; nothing written"
         if result.status == "failed":
             return
-        why = await self._sync(ctx, result, source, index, report)
+        why = await self._sync(ctx, result, source, index, report, rows)
         if why is not None:
             await self._sync_again(ctx, result, source, why)
 
-    async def _sync(self, ctx: RunContext, result: RunResult, source: SourceStock,
-                    index: InSalesIndex, report: RefreshReport) -> str | None:
+    async def _sync(self, ctx: RunContext, result: RunResult, source: SourceStock,  # noqa: PLR0917
+                    index: InSalesIndex, report: RefreshReport, rows: TargetRows) -> str | None:
         """Plan and apply against ``index``, then store it.
 
         Returns why the page scan behind ``index`` may have missed products
@@ -184,18 +220,18 @@ class StockSyncIntegration:
                 removed_during(self.client, report.unchecked, self.overlap))
             await _on_the_wire()
         try:
-            return await self._plan_and_apply(ctx, result, source, index, report, check=check)
+            return await self._plan_and_apply(ctx, result, source, index, report, rows=rows,
+                                              check=check)
         finally:
             if check is not None:
                 await _cancelled(check)
 
     async def _plan_and_apply(self, ctx: RunContext, result: RunResult, source: SourceStock,
-                              index: InSalesIndex, report: RefreshReport, *,
+                              index: InSalesIndex, report: RefreshReport, *, rows: TargetRows,
                               check: asyncio.Future[str | None] | None) -> str | None:
         ctx.log.info("{name}: insales index {mode} ({pages} pages, {n} products read)",
                      name=self.name, mode=report.mode, pages=report.pages, n=report.products_read)
-        plan = plan_reduced(source, target_variants(index, self.key_field, self.cfg.warehouse),
-                            zero_guard=self.cfg.zero_guard)
+        plan = plan_reduced(source, rows.of(index), zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
         # The whole index is stored after a full scan, or when the journal has grown
         # to a good part of it; otherwise this run only adds an entry to the journal.
@@ -246,7 +282,8 @@ class StockSyncIntegration:
                               "the index was not saved")
             return
         result.status, result.changes = "ok", []
-        await self._sync(ctx, result, source, index, report)
+        await self._sync(ctx, result, source, index, report,
+                         TargetRows(self.key_field, self.cfg.warehouse))
         result.details["index_reread"] = why
         result.changes = applied + result.changes
         result.counts.written += written
