@@ -144,6 +144,11 @@ class Simulator:
         record = RecordedRequest(request.method, request.path, dict(request.query), body)
         self.requests.append(record)
         arrived = asyncio.get_running_loop().time()
+        if self.latency:
+            # Requests that arrived together are all stamped before any of them is
+            # worked on: otherwise each would wait for the work of the ones before
+            # it, a queue the real service's many servers do not have.
+            await asyncio.sleep(0)
         fault = self._take_fault(request)
         if fault is not None:
             response = await self._apply_fault(fault, request, handler)
