@@ -7,6 +7,7 @@ per upstream) and never closed by the transport.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -286,3 +287,17 @@ __all__ = [
     "default_check",
     "parse_retry_after",
 ]
+
+
+WIRE_TURNS = 4  # loop turns between starting a request and aiohttp sending it, with margin
+
+
+async def on_the_wire() -> None:
+    """Let requests just started reach the wire before the caller goes on with CPU work.
+
+    aiohttp puts a request on the wire a few turns of the loop after it
+    starts (the body is written by a task of its own); yielding that long
+    costs nothing when nothing else is waiting to run.
+    """
+    for _ in range(WIRE_TURNS):
+        await asyncio.sleep(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from decimal import Decimal
 
 import pytest
@@ -212,3 +214,17 @@ def test_target_rows_made_as_pages_arrive_follow_the_index() -> None:
     index.products[3] = Product(3, "", (Variant(30, 3, "C", None, None),))
     assert [(t.id, t.key, t.current) for t in rows.of(index)] == [
         (10, "A2", 5.0), (20, "B", 4.0), (30, "C", None)]
+
+
+def test_reducing_the_source_in_parts_gives_the_same_stock() -> None:
+    from stocksyncd.integrations.stock.plan import SourceReducer
+
+    rng = random.Random(5)
+    items = [SourceItem(rng.choice(["A", "B", " C", "", None, f"K{i}"]),
+                        rng.choice([1, 2, -3, None, "x", 2.5]), f"r{i}") for i in range(400)]
+    whole = reduce_source(items, "clamp")
+    for cuts in ([0, 400], [0, 1, 2, 399, 400], sorted({0, 400, *rng.sample(range(400), 7)})):
+        reducer = SourceReducer("clamp")
+        for a, b in itertools.pairwise(cuts):
+            reducer.add(items[a:b])
+        assert reducer.result() == whole

@@ -58,6 +58,7 @@ from stocksyncd.clients.insales import (
     Variant,
 )
 from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
+from stocksyncd.http.transport import on_the_wire
 
 INDEX_SCOPE = "insales-index"
 JOURNAL_SUFFIX = "#journal"  # key of an index's journal: the index key plus this
@@ -220,7 +221,8 @@ async def scan_all_pages(
                         task.cancel()
                         cancelled.append(task)
                         del pending[task]
-            if on_page is not None:
+            if on_page is not None and arrived:
+                await on_the_wire()  # the next pages first
                 for page in arrived:
                     on_page(page.products)
             arrived.clear()

@@ -17,7 +17,7 @@ from stocksyncd.clients.insales import InSalesClient, Product, basic_auth, wareh
 from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import StockSyncError
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
-from stocksyncd.http.transport import Transport
+from stocksyncd.http.transport import Transport, on_the_wire
 from stocksyncd.integrations.base import Change, Integration, Resources, RunContext, RunResult
 from stocksyncd.integrations.stock.apply import apply_writes
 from stocksyncd.integrations.stock.index import (
@@ -39,16 +39,18 @@ from stocksyncd.integrations.stock.model import StockSource
 from stocksyncd.integrations.stock.plan import (
     Plan,
     PlannedWrite,
+    SourceReducer,
     SourceStock,
     TargetVariant,
     plan_reduced,
-    reduce_source,
 )
 
 # Which InSales field carries the key when the config does not say.
 DEFAULT_TARGET_KEY = {"moysklad-insales": "sku", "kak2c-insales": "barcode"}
 MAX_REPORTED_PROBLEMS = 50
-WIRE_TURNS = 4  # loop turns between starting a request and aiohttp sending it, with margin
+# Items handled between two looks at the event loop in long loops of CPU work
+# (about a millisecond's worth), so that answers arriving meanwhile are read.
+CPU_SLICE = 1000
 JOURNAL_MIN = 2_000  # journal weight always allowed before the whole index is stored again
 
 
@@ -171,7 +173,15 @@ class StockSyncIntegration:
         return source.result(), index, report, rows
 
     async def _read_source(self, ctx: RunContext) -> SourceStock:
-        return reduce_source(await self.source.fetch(ctx), self.cfg.negative)
+        items = await self.source.fetch(ctx)
+        # A part at a time: tens of milliseconds of CPU at 10k items, and the
+        # InSales answers that arrive meanwhile (the longer chain) should not
+        # wait for all of it.
+        reducer = SourceReducer(self.cfg.negative)
+        for start in range(0, len(items), CPU_SLICE):
+            reducer.add(items[start:start + CPU_SLICE])
+            await asyncio.sleep(0)
+        return reducer.result()
 
     async def _read_target(self, ctx: RunContext,
                            rows: TargetRows) -> tuple[InSalesIndex, RefreshReport]:
@@ -218,7 +228,7 @@ class StockSyncIntegration:
             # run plans and writes; only storing the index waits for it.
             check = asyncio.ensure_future(
                 removed_during(self.client, report.unchecked, self.overlap))
-            await _on_the_wire()
+            await on_the_wire()
         try:
             return await self._plan_and_apply(ctx, result, source, index, report, rows=rows,
                                               check=check)
@@ -327,7 +337,7 @@ class StockSyncIntegration:
                                   check: asyncio.Future[str | None] | None,
                                   ) -> tuple[str | None, Exception | None]:
         # The batches go out first and the save fills the wait for their answers.
-        await _on_the_wire()
+        await on_the_wire()
         return await self._save_checked(ctx, index, check)
 
     async def _apply(self, ctx: RunContext, result: RunResult, plan: Plan, index: InSalesIndex,
@@ -393,17 +403,6 @@ class StockSyncIntegration:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
         result.details.update(details)
-
-
-async def _on_the_wire() -> None:
-    """Let requests just started reach the wire before the caller goes on.
-
-    aiohttp puts a request on the wire a few turns of the loop after it
-    starts (the body is written by a task of its own); yielding that long
-    costs nothing when nothing else is waiting to run.
-    """
-    for _ in range(WIRE_TURNS):
-        await asyncio.sleep(0)
 
 
 async def _cancelled(task: asyncio.Future[Any]) -> None:

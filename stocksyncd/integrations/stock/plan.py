@@ -65,56 +65,75 @@ class SourceStock:
     clamped: int = 0
 
 
+class SourceReducer:
+    """``reduce_source`` a part at a time, so a caller can let other work in between."""
+
+    def __init__(self, negative: NegativePolicy) -> None:
+        self.negative = negative
+        self.out = SourceStock()
+        # Most keys occur once: keep the first judgement per key and build a list
+        # only for keys that repeat (the rules in ``result`` are the same either way).
+        self._first: dict[str, Quantity] = {}
+        self._repeats: dict[str, list[Quantity]] = {}
+
+    def add(self, items: Iterable[SourceItem]) -> None:
+        """Judge ``items``; their keys are compared with every item added before."""
+        counts, negative = self.out.counts, self.negative
+        first, repeats = self._first, self._repeats
+        source = clamped = 0
+        for item in items:
+            source += 1
+            key = normalize_key(item.key)
+            if key is None:
+                counts.skip(SKIP_NO_KEY)
+                continue
+            judged = judge_quantity(item.quantity, negative)
+            if judged.clamped:
+                clamped += 1
+            seen = first.get(key)
+            if seen is None:
+                first[key] = judged
+            elif key in repeats:
+                repeats[key].append(judged)
+            else:
+                repeats[key] = [seen, judged]
+        counts.source += source
+        self.out.clamped += clamped
+
+    def result(self) -> SourceStock:
+        """One value per key: repeats that agree are fine; any disagreement makes the
+        key ambiguous, including a repeat whose value is unusable (we cannot tell which
+        is right)."""
+        out, repeats = self.out, self._repeats
+        counts, values = out.counts, out.values
+        for key, judged in self._first.items():
+            judged_all = repeats.get(key)
+            if judged_all is None:
+                if judged.value is None:
+                    counts.skip(judged.skip or "invalid")
+                else:
+                    values[key] = judged.value
+                continue
+            valid = {q.value for q in judged_all if q.value is not None}
+            invalid = [q for q in judged_all if q.value is None]
+            if not valid:
+                for q in invalid:
+                    counts.skip(q.skip or "invalid")
+            elif len(valid) > 1 or invalid:
+                out.ambiguous.add(key)
+                counts.skip(SKIP_AMBIGUOUS_SOURCE, len(judged_all))
+            else:
+                values[key] = valid.pop()
+                out.duplicates += len(judged_all) - 1
+        return out
+
+
 def reduce_source(items: Iterable[SourceItem], negative: NegativePolicy) -> SourceStock:
     """One value per key: repeats that agree are fine; any disagreement makes the key
     ambiguous, including a repeat whose value is unusable (we cannot tell which is right)."""
-    out = SourceStock()
-    counts = out.counts
-    # Most keys occur once: keep the first judgement per key and build a list
-    # only for keys that repeat (the rules below are the same either way).
-    first: dict[str, Quantity] = {}
-    repeats: dict[str, list[Quantity]] = {}
-    source = 0
-    clamped = 0
-    for item in items:
-        source += 1
-        key = normalize_key(item.key)
-        if key is None:
-            counts.skip(SKIP_NO_KEY)
-            continue
-        judged = judge_quantity(item.quantity, negative)
-        if judged.clamped:
-            clamped += 1
-        seen = first.get(key)
-        if seen is None:
-            first[key] = judged
-        elif key in repeats:
-            repeats[key].append(judged)
-        else:
-            repeats[key] = [seen, judged]
-    counts.source += source
-    out.clamped = clamped
-    values = out.values
-    for key, judged in first.items():
-        judged_all = repeats.get(key)
-        if judged_all is None:
-            if judged.value is None:
-                counts.skip(judged.skip or "invalid")
-            else:
-                values[key] = judged.value
-            continue
-        valid = {q.value for q in judged_all if q.value is not None}
-        invalid = [q for q in judged_all if q.value is None]
-        if not valid:
-            for q in invalid:
-                counts.skip(q.skip or "invalid")
-        elif len(valid) > 1 or invalid:
-            out.ambiguous.add(key)
-            counts.skip(SKIP_AMBIGUOUS_SOURCE, len(judged_all))
-        else:
-            values[key] = valid.pop()
-            out.duplicates += len(judged_all) - 1
-    return out
+    reducer = SourceReducer(negative)
+    reducer.add(items)
+    return reducer.result()
 
 
 def zero_guard_message(zeroing: int, matched: int, share: float) -> str | None:
