@@ -320,7 +320,9 @@ class StockSyncIntegration:
         # A new name for every copy: a journal written against an older copy
         # must never be applied to this one.
         index.snapshot = uuid.uuid4().hex
-        return await _store(ctx, self.index_key, index.to_json())
+        # A part at a time: the save runs while write answers come in.
+        products = await index.products_json(CPU_SLICE // 2)
+        return await _store(ctx, self.index_key, index.to_json(products))
 
     async def _save_checked(self, ctx: RunContext, index: InSalesIndex,
                             check: asyncio.Future[str | None] | None,
