@@ -31,6 +31,13 @@ Edge cases, and how they are handled:
 * A changed product is replaced as a whole, so a variant that changed its
   sku/barcode, or was removed from a product that still exists, is current
   after the next incremental scan.
+* A full scan reads pages by number, several at once, until a short page
+  (``scan_all_pages``). A product deleted on a page already read shifts the
+  later pages by one and would hide a product; so before the scan's index is
+  trusted (stored), InSales' trash is asked for products deleted since just
+  before the scan (``removed_during``), and if there are any the run walks
+  the cursor instead, which skips nothing. Products added mid-scan are
+  listed last, and one read twice is kept once.
 * Deleted products do not appear in an incremental scan: they stay in the
   index until the next full refresh (``full_refresh``), or the next run after
   a write to one of their variants was refused (that marks the index stale).
