@@ -218,8 +218,7 @@ async def scan_all_pages(
     try:
         while True:
             while len(pending) < width and end is None and (
-                    next_page <= expect_pages or not expect_pages
-                    or (expect_pages in read and expect_pages not in pending.values())):
+                    next_page <= expect_pages or not expect_pages or expect_pages in read):
                 pending[asyncio.ensure_future(fetch(next_page))] = next_page
                 next_page += 1
             if end is not None:
