@@ -247,7 +247,8 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       "Everything runs against the built-in simulators on one machine; no real service "
       "is called.\n")
     w("Reproduce (about 15 minutes, most of it the sequential reference waiting out "
-      "InSales' budget at 100k; `--quick` does 1k and 10k in under a minute):\n")
+      "InSales' budget at 100k; `--quick` does 1k and 10k in about three minutes, two of "
+      "them the 10 extra runs at 10k that show the spread):\n")
     w("```\npip install -e '.[bench]'\n" + COMMAND + "\n```\n")
     w("Raw numbers land in `bench/results/*.json`; this page and "
       "`docs/benchmark-runtime.png` are regenerated from them "

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--quick", action="store_true", help="1k and 10k only")
     parser.add_argument("--repeats", type=int, default=10,
-                        help="extra cold runs at 10k, for the run-to-run spread")
+                        help="extra daemon processes at 10k (a cold and an hourly run "
+                             "each), for the run-to-run spread")
     parser.add_argument("--report-only", action="store_true",
                         help="regenerate the docs from bench/results/*.json")
     args = parser.parse_args(argv)
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {"size": size, "latency": args.latency, "daemon": daemon,
                       "reference": reference, "steady": steady}
             if size == 10_000 and args.repeats > 0:
-                print(f"[{size}] {args.repeats} more cold runs ...", flush=True)
+                print(f"[{size}] {args.repeats} more runs, cold and hourly ...", flush=True)
                 runs = [with_sims(size, args.latency, "bench.daemon_run")["runs"]
                         for _ in range(args.repeats)]
                 result["repeats"] = {label: [next(r["wall_s"] for r in one if r["run"] == label)
