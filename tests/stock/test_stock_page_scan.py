@@ -166,12 +166,12 @@ async def test_the_check_is_cautious_when_it_cannot_tell(
         sim.delete_product(sim.add_product([{"sku": "x"}]))
     assert await removed_during(client, scan) == "the deleted products could not all be read"
     # Without a Date to start from, or in an order other than by id.
-    assert await removed_during(client, ScanResult(scan.products, 1, [], None, by_page=True,
+    assert await removed_during(client, ScanResult(scan.products, 1, [], None,
                                                    highest_id=scan.highest_id)) is not None
-    shuffled = ScanResult(scan.products, 1, [], scan.server_time, by_page=True,
+    shuffled = ScanResult(scan.products, 1, [], scan.server_time,
                           in_id_order=False, highest_id=scan.highest_id)
     assert await removed_during(client, shuffled) == "InSales did not list the pages by product id"
-    assert await removed_during(client, ScanResult({}, 1, [], None, by_page=True)) is None
+    assert await removed_during(client, ScanResult({}, 1, [], None)) is None
 
 
 async def test_a_listing_not_by_id_is_noticed(

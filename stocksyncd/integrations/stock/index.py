@@ -136,9 +136,8 @@ class ScanResult:
     pages: int
     problems: list[str]
     server_time: str | None = None  # InSales' Date when the scan began
-    # A scan by page number is complete only if no product left the listing
-    # while it ran: ``removed_during`` checks that, after the scan.
-    by_page: bool = False
+    # For a scan by page number, what ``removed_during`` needs to tell whether a
+    # product that left the listing mid-scan can have hidden another.
     in_id_order: bool = True  # the pages listed products by ascending id
     highest_id: int | None = None
 
@@ -263,8 +262,8 @@ async def scan_all_pages(
     # The earliest answer: nothing read can predate it.
     stamps = [t for page in read.values() if (t := page.server_time) and _parse(t) is not None]
     server_time = min(stamps, key=lambda t: _parse(t) or EPOCH_DT) if stamps else None
-    return ScanResult(products, len(read), problems, server_time, by_page=True,
-                      in_id_order=in_order, highest_id=max(products, default=None))
+    return ScanResult(products, len(read), problems, server_time, in_id_order=in_order,
+                      highest_id=max(products, default=None))
 
 
 async def removed_during(
