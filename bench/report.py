@@ -112,7 +112,10 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
       "run's writes go out it asks InSales' trash (`deleted`, `updated_since` a minute "
       "before the scan) for deletions; if there are any, it walks the `updated_since` + "
       "`from_id` cursor, which skips nothing, and writes what the first pass could not "
-      "see; the index is stored only once that check has passed. MoySklad's first "
+      "see; the index is stored only once that check has passed. (Waiting for the check "
+      "before writing would cost a round trip; the price of not waiting is a key the "
+      "hidden product shares with a written variant, written once although duplicated, "
+      "then reported as a conflict.) MoySklad's first "
       "`entity/product` page (read together with the stock report) gives `meta.size`, and "
       "the remaining offsets go out at once, 5 in flight; the rows must number `meta.size` "
       "after deduplication, or the run fails rather than use incomplete data.\n")

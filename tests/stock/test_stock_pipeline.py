@@ -128,6 +128,41 @@ async def test_a_product_deleted_mid_scan_sends_the_run_round_again(
     assert again.details["index_mode"] == "incremental" and again.counts.changed == 0
 
 
+async def test_a_key_the_hidden_product_duplicates_is_written_once_then_a_conflict(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The price of not waiting for the look in the trash (see the README).
+    sim.catalogue(3000, seed=13)
+    ids = sorted(sim.products)
+    first, hidden = ids[0], ids[1000]
+    seen = next(dict(v) for v in sim.products[ids[10]]["variants"]
+                if v["barcode"] and v["quantity"] is not None)
+    twin = sim.products[hidden]["variants"][0]["id"]
+    sim.update_variant(twin, barcode=seen["barcode"])  # the shop holds the key twice
+    clock.advance(3600)
+    source = source_from_shop(sim)
+    set_source(source, seen["barcode"], seen["quantity"] + 3)
+    integration = make_integration(source)
+    real = integration.client.products_page
+
+    async def deleting(**kwargs: Any) -> Any:
+        if kwargs.get("page") == 5 and first in sim.products:
+            sim.delete_product(first)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(integration.client, "products_page", deleting)
+    result = await integration.run(make_ctx())
+    # Written by the first pass, which could not see the twin; then reported.
+    assert [(c.key, c.applied) for c in result.changes] == [(seen["barcode"], True)]
+    assert seen["barcode"] in result.conflicts
+    assert "index_reread" in result.details
+    clock.advance(60)
+    set_source(source, seen["barcode"], seen["quantity"] + 4)
+    again = await integration.run(make_ctx(run_id="r2"))
+    assert again.conflicts == [seen["barcode"]] and again.counts.written == 0
+
+
 async def test_the_hourly_full_scan_asks_for_the_pages_the_last_one_found(
     sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
     clock: FakeClock, state: DictState, monkeypatch: pytest.MonkeyPatch,

@@ -36,8 +36,12 @@ Edge cases, and how they are handled:
   later pages by one and would hide a product; so before the scan's index is
   trusted (stored), InSales' trash is asked for products deleted since just
   before the scan (``removed_during``), and if there are any the run walks
-  the cursor instead, which skips nothing. Products added mid-scan are
-  listed last, and one read twice is kept once.
+  the cursor instead, which skips nothing, and writes what it missed.
+  Products added mid-scan are listed last, and one read twice is kept once.
+  The check is answered while the run's first writes are in flight, which
+  saves a round trip: those writes were planned without a product the
+  deletion hid, so a key that product shares with one of them was written
+  although the shop holds it twice; the second pass reports it as a conflict.
 * Deleted products do not appear in an incremental scan: they stay in the
   index until the next full refresh (``full_refresh``), or the next run after
   a write to one of their variants was refused (that marks the index stale).
