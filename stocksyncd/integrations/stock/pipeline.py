@@ -211,12 +211,13 @@ class StockSyncIntegration:
             result.message = "a page failed after retries; nothing written"
         if result.status == "failed":
             return
-        why = await self._sync(ctx, result, source, index, report, rows)
+        why = await self._sync(ctx, result, source, index, report, rows=rows)
         if why is not None:
             await self._sync_again(ctx, result, source, why)
 
-    async def _sync(self, ctx: RunContext, result: RunResult, source: SourceStock,  # noqa: PLR0917
-                    index: InSalesIndex, report: RefreshReport, rows: TargetRows) -> str | None:
+    async def _sync(self, ctx: RunContext, result: RunResult, source: SourceStock,
+                    index: InSalesIndex, report: RefreshReport, *,
+                    rows: TargetRows) -> str | None:
         """Plan and apply against ``index``, then store it.
 
         Returns why the page scan behind ``index`` may have missed products
@@ -293,7 +294,7 @@ class StockSyncIntegration:
             return
         result.status, result.changes = "ok", []
         await self._sync(ctx, result, source, index, report,
-                         TargetRows(self.key_field, self.cfg.warehouse))
+                         rows=TargetRows(self.key_field, self.cfg.warehouse))
         result.details["index_reread"] = why
         result.changes = applied + result.changes
         result.counts.written += written
