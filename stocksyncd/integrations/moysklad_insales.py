@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stocksyncd.clients.moysklad import (
@@ -15,7 +15,8 @@ from stocksyncd.clients.moysklad import (
     moysklad_transport,
 )
 from stocksyncd.integrations.stock.model import SourceItem
-from stocksyncd.integrations.stock.pipeline import CPU_SLICE, build_stock_integration
+from stocksyncd.integrations.stock.pipeline import build_stock_integration
+from stocksyncd.integrations.stock.slices import in_slices
 
 if TYPE_CHECKING:
     from stocksyncd.config import Config, MoySkladInSalesConfig
@@ -53,9 +54,8 @@ class MoySkladSource:
         items: list[SourceItem] = []
         # A part at a time: the shop's answers, read meanwhile, need not wait
         # for 10k rows to be joined.
-        for start in range(0, len(products), CPU_SLICE):
-            _join(products[start:start + CPU_SLICE], stock, self.key, items)
-            await asyncio.sleep(0)
+        async for part in in_slices(products):
+            _join(part, stock, self.key, items)
         return items
 
     def requests_made(self) -> int:
@@ -63,7 +63,7 @@ class MoySkladSource:
         return self.client.requests_made()
 
 
-def _join(products: list[dict[str, Any]], stock: Mapping[str, object], field: str,
+def _join(products: Sequence[dict[str, Any]], stock: Mapping[str, object], field: str,
           items: list[SourceItem]) -> None:
     """Each product with a key, with its stock from the report, added to ``items``."""
     add = items.append

@@ -70,6 +70,7 @@ from stocksyncd.clients.insales import (
 )
 from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
 from stocksyncd.http.transport import on_the_wire
+from stocksyncd.integrations.stock.slices import in_slices
 
 INDEX_SCOPE = "insales-index"
 JOURNAL_SUFFIX = "#journal"  # key of an index's journal: the index key plus this
@@ -428,11 +429,9 @@ class InSalesIndex:
     async def products_json(self, size: int) -> list[Any]:
         """The products' stored form, ``size`` products at a time with a look at the
         event loop in between (milliseconds of CPU per thousand)."""
-        products = list(self.products.values())
         out: list[Any] = []
-        for start in range(0, len(products), size):
-            out += _products_json(products[start:start + size])
-            await asyncio.sleep(0)
+        async for part in in_slices(list(self.products.values()), size):
+            out += _products_json(part)
         return out
 
     @classmethod
@@ -555,8 +554,8 @@ class IndexJournal:
     """The runs since the stored copy ``snapshot`` was saved, oldest first.
 
     A run stores the whole index only after a full scan, or when the journal
-    has grown to a good part of it (``compact_due``); every other run adds a
-    small entry here. Loading applies the entries to the copy they name; a
+    has grown to a good part of it (see the stock pipeline); every other run
+    adds a small entry here. Loading applies the entries to the copy they name; a
     journal of any other copy (an older one, or one a failed save never
     replaced) is ignored: the runs it held then look undone, their writes
     are planned and sent again unchanged (writes are idempotent), and the

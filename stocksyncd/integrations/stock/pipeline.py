@@ -44,13 +44,11 @@ from stocksyncd.integrations.stock.plan import (
     TargetVariant,
     plan_reduced,
 )
+from stocksyncd.integrations.stock.slices import CPU_SLICE, in_slices
 
 # Which InSales field carries the key when the config does not say.
 DEFAULT_TARGET_KEY = {"moysklad-insales": "sku", "kak2c-insales": "barcode"}
 MAX_REPORTED_PROBLEMS = 50
-# Items handled between two looks at the event loop in long loops of CPU work
-# (about a millisecond's worth), so that answers arriving meanwhile are read.
-CPU_SLICE = 1000
 JOURNAL_MIN = 2_000  # journal weight always allowed before the whole index is stored again
 
 
@@ -178,9 +176,8 @@ class StockSyncIntegration:
         # InSales answers that arrive meanwhile (the longer chain) should not
         # wait for all of it.
         reducer = SourceReducer(self.cfg.negative)
-        for start in range(0, len(items), CPU_SLICE):
-            reducer.add(items[start:start + CPU_SLICE])
-            await asyncio.sleep(0)
+        async for part in in_slices(items):
+            reducer.add(part)
         return reducer.result()
 
     async def _read_target(self, ctx: RunContext,
