@@ -150,6 +150,13 @@ def _server_time(header: str | None) -> str | None:
     return when.isoformat(timespec="milliseconds")
 
 
+def _clean_text(raw: object) -> str | None:
+    """sku/barcode as text (see ``_text``); already-clean text, the usual case, as is."""
+    if type(raw) is str and raw and raw == raw.strip():
+        return raw
+    return _text(raw)
+
+
 def _int_id(raw: object) -> int | None:
     if isinstance(raw, bool):
         return None
@@ -211,14 +218,8 @@ def parse_variant(raw: object, product_id: int, problems: list[str]) -> Variant 
             except ValueError as exc:
                 problems.append(f"variant {vid}: {name}: {exc}")
                 warehouses[n] = None
-    # Already-clean text is the usual case; _text handles numbers and padding.
-    sku = raw.get("sku")
-    if type(sku) is not str or not sku or sku != sku.strip():
-        sku = _text(sku)
-    barcode = raw.get("barcode")
-    if type(barcode) is not str or not barcode or barcode != barcode.strip():
-        barcode = _text(barcode)
-    return Variant(vid, pid, sku, barcode, quantity, warehouses)
+    return Variant(vid, pid, _clean_text(raw.get("sku")), _clean_text(raw.get("barcode")),
+                   quantity, warehouses)
 
 
 def parse_product(raw: object, problems: list[str]) -> Product | None:
@@ -277,13 +278,6 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
         ("updated_at", str | None, None),
     ], gc=False)
     return selective(GenericAlias(list, product), strict=False)
-
-
-def _clean_text(raw: str | float | None) -> str | None:
-    # Already-clean text is the usual case; _text handles the rest.
-    if type(raw) is str and raw and raw == raw.strip():
-        return raw
-    return _text(raw)
 
 
 def products_from_wire(items: list[Any], warehouses: tuple[int, ...]) -> list[Product]:
