@@ -38,6 +38,23 @@ def set_source(source: ListSource, key: str, quantity: Any) -> None:
                                ref=i.ref) for i in source.items]
 
 
+def delete_before_page_5(monkeypatch: pytest.MonkeyPatch, integration: StockSyncIntegration,
+                         sim: InSalesSimulator, product_id: int) -> None:
+    """Delete ``product_id`` in the shop just before the full scan asks for page 5.
+
+    With pages 1-4 read, page 5 then starts one product later: its first
+    product is never listed by page number.
+    """
+    real = integration.client.products_page
+
+    async def deleting(**kwargs: Any) -> Any:
+        if kwargs.get("page") == 5 and product_id in sim.products:
+            sim.delete_product(product_id)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(integration.client, "products_page", deleting)
+
+
 def put_count(sim: InSalesSimulator) -> int:
     return sim.count("PUT")
 
@@ -102,14 +119,7 @@ async def test_a_product_deleted_mid_scan_sends_the_run_round_again(
     set_source(source, hidden["barcode"], hidden["quantity"] + 7)
     set_source(source, seen["barcode"], seen["quantity"] + 3)
     integration = make_integration(source)
-    real = integration.client.products_page
-
-    async def deleting(**kwargs: Any) -> Any:
-        if kwargs.get("page") == 5 and first in sim.products:
-            sim.delete_product(first)  # pages 1-4 are read: page 5 now starts one later
-        return await real(**kwargs)
-
-    monkeypatch.setattr(integration.client, "products_page", deleting)
+    delete_before_page_5(monkeypatch, integration, sim, first)
     result = await integration.run(make_ctx())
     assert result.status == "ok", result.errors
     assert result.details["index_reread"].startswith("1 product(s) deleted in InSales")
@@ -144,14 +154,7 @@ async def test_a_key_the_hidden_product_duplicates_is_written_once_then_a_confli
     source = source_from_shop(sim)
     set_source(source, seen["barcode"], seen["quantity"] + 3)
     integration = make_integration(source)
-    real = integration.client.products_page
-
-    async def deleting(**kwargs: Any) -> Any:
-        if kwargs.get("page") == 5 and first in sim.products:
-            sim.delete_product(first)
-        return await real(**kwargs)
-
-    monkeypatch.setattr(integration.client, "products_page", deleting)
+    delete_before_page_5(monkeypatch, integration, sim, first)
     result = await integration.run(make_ctx())
     # Written by the first pass, which could not see the twin; then reported.
     assert [(c.key, c.applied) for c in result.changes] == [(seen["barcode"], True)]
