@@ -79,3 +79,12 @@ class PayloadError(StockSyncError):
 
 class RunAborted(StockSyncError):
     """A safety rule stopped the run before it wrote anything."""
+
+
+class WriteFenced(StockSyncError):
+    """This replica may not write upstream now.
+
+    Its lease is lost or would expire before the next batch could finish, or
+    the state store cannot record what the batch would change (write-ahead
+    audit). The writes stop before the batch, never after it.
+    """

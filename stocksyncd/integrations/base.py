@@ -7,7 +7,7 @@ create sessions or talk to the scheduler.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from stocksyncd.state.api import StateStore
 
 RunStatus = Literal["ok", "aborted", "failed"]
+
+# Where one audited write stands (SPEC §2.6, write-ahead): stored as ``planned``
+# before its request goes out, then ``sent`` once the request is answered,
+# ``confirmed`` when a later read shows the new value upstream, ``refused`` when
+# the upstream said no, ``unconfirmed`` when no read showed it within the bound.
+# A dry run's changes stay ``planned`` forever.
+ChangeStatus = Literal["planned", "sent", "confirmed", "refused", "unconfirmed"]
 
 
 @dataclass
@@ -57,6 +64,10 @@ class Change:
     old: str | None
     new: str | None
     applied: bool = True  # False when planned only (dry run) or refused upstream
+    status: ChangeStatus = "confirmed"
+    # Set by the write-ahead audit when it stores the change, so later status
+    # updates find the same row.
+    audit_id: int | None = None
 
 
 @dataclass
@@ -96,6 +107,62 @@ class RunResult:
         }
 
 
+class WriteAhead(Protocol):
+    """The write-ahead audit and the write fence of one run.
+
+    Every upstream write follows the same three steps::
+
+        await ctx.audit.planned(changes, may_take=seconds)   # fence + store
+        ... send the request ...
+        await ctx.audit.settle(changes, "sent")               # or "refused"
+
+    and later ``settle(..., "confirmed")`` (or ``"unconfirmed"``) when a read
+    shows (or never shows) the new values. A run cut off at any point, SIGKILL
+    included, so leaves every change it may have sent in the audit.
+    """
+
+    async def planned(self, changes: Sequence[Change], *, may_take: float) -> None:
+        """Store ``changes`` as ``planned`` before their request goes out.
+
+        Raises ``WriteFenced`` instead, storing nothing, when this replica may not
+        write for the next ``may_take`` seconds (its lease would not outlast the
+        request) or the store cannot record.
+        """
+        ...
+
+    async def settle(self, changes: Sequence[Change], status: ChangeStatus,
+                     reason: str = "") -> None:
+        """Move stored ``changes`` to ``status`` (``reason``: why refused/unconfirmed)."""
+        ...
+
+
+@dataclass
+class MemoryWriteAhead:
+    """A write-ahead audit kept in the run's memory, with no fence.
+
+    For code that builds a ``RunContext`` by hand (tests, tools). The runtime
+    always gives a run the durable, fenced one of the state store.
+    """
+
+    changes: list[Change] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)  # audit_id -> reason
+
+    async def planned(self, changes: Sequence[Change], *, may_take: float) -> None:
+        """Keep ``changes`` as planned."""
+        for change in changes:
+            change.status = "planned"
+            change.audit_id = len(self.changes)
+            self.changes.append(change)
+
+    async def settle(self, changes: Sequence[Change], status: ChangeStatus,
+                     reason: str = "") -> None:
+        """Move ``changes`` to ``status``."""
+        for change in changes:
+            change.status = status
+            if reason and change.audit_id is not None:
+                self.reasons[change.audit_id] = reason
+
+
 @dataclass
 class RunContext:
     """What one run gets from the runtime."""
@@ -106,6 +173,7 @@ class RunContext:
     clock: Clock
     trigger: str = "schedule"  # schedule | manual | cli
     log: Logger = field(default_factory=lambda: logger)
+    audit: WriteAhead = field(default_factory=MemoryWriteAhead)
 
 
 class Integration(Protocol):
