@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import GenericAlias, MappingProxyType
 from typing import Annotated, Any, NamedTuple
@@ -25,6 +25,7 @@ import msgspec
 from stocksyncd.errors import InvalidResponseError
 from stocksyncd.http.decode import selective
 from stocksyncd.http.transport import Decoder, Transport
+from stocksyncd.numbers import MAX_STOCK, in_stock_range, plain_decimal
 
 API = "insales"
 PRODUCTS_PATH = "/admin/products.json"
@@ -109,23 +110,29 @@ class GroupUpdateResult:
 
 
 def _number(raw: object) -> float | None:
-    """A quantity as InSales sends it: 7, 7.0, "7.0" or null. Raises ValueError on garbage."""
+    """A quantity as InSales sends it: 7, 7.0, "7.0" or null. Raises ValueError on garbage.
+
+    Text must be a plain decimal (``stocksyncd.numbers``) and every figure
+    below 10^9 in magnitude: "1_000" or 1e300 is unreadable, not a number.
+    """
     if raw is None:
         return None
     if isinstance(raw, bool):
         raise ValueError(f"boolean quantity {raw!r}")
     if isinstance(raw, int | float):
-        value = float(raw)
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ValueError(f"non-finite quantity {raw!r}")
+        number: float | Decimal = raw
     elif isinstance(raw, str):
-        try:
-            value = float(Decimal(raw.strip()))
-        except InvalidOperation as exc:
-            raise ValueError(f"non-numeric quantity {raw!r}") from exc
+        parsed = plain_decimal(raw)
+        if parsed is None:
+            raise ValueError(f"non-numeric quantity {raw[:40]!r}")
+        number = parsed
     else:
         raise ValueError(f"quantity of type {type(raw).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite quantity {raw!r}")
-    return value
+    if not in_stock_range(number):
+        raise ValueError(f"quantity out of range {str(raw)[:40]!r}")
+    return float(number)
 
 
 def _text(raw: object) -> str | None:
@@ -241,10 +248,13 @@ def parse_product(raw: object, problems: list[str]) -> Product | None:
 
 
 _VARIANT_FIELDS = ("id", "product_id", "sku", "barcode", "quantity")
-# A figure msgspec may take as is: a finite number (a numeric string too, in
-# lax mode), within what a stock figure can sensibly be. NaN, infinities and
-# booleans fail it, and the page is parsed the long way, which reports them.
-_Figure = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
+# A figure msgspec may take as is: a finite number within what a stock figure
+# can be, or a plain decimal string ("3.0": InSales sends warehouse figures so).
+# Anything else (NaN, booleans, "1_000", 1e300) fails it, and the page is
+# parsed the long way, which reports the variant.
+_Figure = Annotated[float, msgspec.Meta(gt=-MAX_STOCK, lt=MAX_STOCK)]
+# At most 9 whole digits: the text is always in range, so reading it cannot fail.
+_FigureText = Annotated[str, msgspec.Meta(pattern=r"^[+-]?[0-9]{1,9}(?:\.[0-9]{1,12})?$")]
 
 
 @functools.cache
@@ -268,8 +278,8 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
         # Some shops hand out numeric barcodes (and skus) as JSON numbers.
         ("sku", str | int | float | None, None),
         ("barcode", str | int | float | None, None),
-        ("quantity", _Figure | None, None),
-        *((warehouse_field(n), _Figure | None | msgspec.UnsetType, msgspec.UNSET)
+        ("quantity", _Figure | _FigureText | None, None),
+        *((warehouse_field(n), _Figure | _FigureText | None | msgspec.UnsetType, msgspec.UNSET)
           for n in warehouses),
     ], gc=False)
     product = msgspec.defstruct("InSalesProduct", [
@@ -277,7 +287,12 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
         ("variants", GenericAlias(list, variant)),
         ("updated_at", str | None, None),
     ], gc=False)
-    return selective(GenericAlias(list, product), strict=False)
+    return selective(GenericAlias(list, product))
+
+
+def _wire_figure(figure: float | str | None) -> float | None:
+    """A figure the decoder let through: numbers as they are, plain decimal text read."""
+    return _number(figure) if type(figure) is str else figure
 
 
 def products_from_wire(items: list[Any], warehouses: tuple[int, ...]) -> list[Product]:
@@ -291,10 +306,12 @@ def products_from_wire(items: list[Any], warehouses: tuple[int, ...]) -> list[Pr
             owner = v.product_id
             stock: Mapping[int, float | None] = _NO_WAREHOUSES
             if fields:
-                stock = {n: figure for name, n in fields
+                stock = {n: _wire_figure(figure) for name, n in fields
                          if (figure := getattr(v, name)) is not msgspec.UNSET}
+            quantity = v.quantity
             variants.append(Variant(v.id, owner if owner is not None and owner > 0 else pid,
-                                    _clean_text(v.sku), _clean_text(v.barcode), v.quantity,
+                                    _clean_text(v.sku), _clean_text(v.barcode),
+                                    quantity if type(quantity) is not str else _number(quantity),
                                     stock or _NO_WAREHOUSES))
         products.append(Product(pid, item.updated_at or "", tuple(variants)))
     return products

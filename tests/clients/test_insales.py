@@ -327,7 +327,7 @@ def test_the_products_decoder_reads_only_what_a_stock_job_needs() -> None:
 @pytest.mark.parametrize(("variant", "typed"), [
     ({"id": 1, "sku": " A ", "barcode": "", "quantity": "7.0"}, True),
     ({"id": 1, "sku": 123, "barcode": 4.6e12}, True),
-    ({"id": "9", "product_id": 0, "quantity": 3}, True),
+    ({"id": "9", "product_id": 0, "quantity": 3}, False),  # strict decoding: no coercion
     ({"id": 1, "quantity_at_warehouse0": 3, "quantity_at_warehouse1": "x"}, True),
     ({"id": 1, "quantity_at_warehouse0": None}, True),
     ({"id": 1}, True),
@@ -337,6 +337,13 @@ def test_the_products_decoder_reads_only_what_a_stock_job_needs() -> None:
     ({"id": 1, "quantity": 1e300}, False),
     ({"id": 1, "quantity_at_warehouse0": "many"}, False),
     ({"id": None}, False),
+    # Text Decimal() reads but no plain decimal is: unreadable, never another number.
+    ({"id": 1, "quantity": "1_000"}, False),
+    ({"id": 1, "quantity": "\u0661\u0662"}, False),
+    ({"id": 1, "quantity": "1e3"}, False),
+    ({"id": 1, "quantity_at_warehouse0": "1000000000"}, False),
+    ({"id": 1, "quantity": 1e9}, False),
+    ({"id": 1, "quantity": "-12.50"}, True),
 ])
 def test_typed_decoding_reads_as_the_parsers_do(variant: dict[str, Any], typed: bool) -> None:
     body = orjson.dumps([{"id": 7, "updated_at": None, "variants": [variant]},

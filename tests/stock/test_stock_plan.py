@@ -9,7 +9,12 @@ from decimal import Decimal
 import pytest
 
 from stocksyncd.integrations.stock.apply import batches
-from stocksyncd.integrations.stock.keys import judge_quantity, normalize_key, show_quantity
+from stocksyncd.integrations.stock.keys import (
+    Unusable,
+    judge_quantity,
+    normalize_key,
+    show_quantity,
+)
 from stocksyncd.integrations.stock.model import SourceItem
 from stocksyncd.integrations.stock.plan import (
     PlannedWrite,
@@ -60,6 +65,26 @@ def test_normalize_key(raw: object, expected: str | None) -> None:
     (float("inf"), "clamp", None, "non_numeric"),
     ("Infinity", "clamp", None, "non_numeric"),
     ([1], "clamp", None, "non_numeric"),
+    # Forms Decimal() reads that are not the number the sender meant (issue: "1_000" -> 1000).
+    ("1_000", "clamp", None, "non_numeric"),
+    ("\u0661\u0662", "clamp", None, "non_numeric"),  # Arabic-Indic "12"
+    ("\uff17", "clamp", None, "non_numeric"),  # a full-width 7
+    ("1e3", "clamp", None, "non_numeric"),
+    ("0x10", "clamp", None, "non_numeric"),
+    (".5", "clamp", None, "non_numeric"),
+    ("5.", "clamp", None, "non_numeric"),
+    ("+7", "clamp", 7, None),
+    ("-2.50", "skip", None, "negative"),
+    # Bounded: stock is below 10^9 (1e300 once failed every run with an encoder error).
+    (1e300, "clamp", None, "out_of_range"),
+    (-1e300, "clamp", None, "out_of_range"),
+    (10**9, "clamp", None, "out_of_range"),
+    (10**9 - 1, "clamp", 10**9 - 1, None),
+    (999_999_999.9, "clamp", 999_999_999, None),
+    (2**64, "clamp", None, "out_of_range"),
+    ("1" * 5000, "clamp", None, "out_of_range"),
+    (Decimal("1e300"), "clamp", None, "out_of_range"),
+    (Unusable("unattributed"), "clamp", None, "unattributed"),
 ])
 def test_judge_quantity(raw: object, policy: str, value: int | None, skip: str | None) -> None:
     judged = judge_quantity(raw, policy)  # type: ignore[arg-type]
@@ -174,8 +199,10 @@ def test_fast_paths_agree_with_the_decimal_rules() -> None:
     floats = [rng.uniform(-1e6, 1e6) for _ in range(2000)]
     floats += [0.0, -0.0, 2.9999999999999996, 1e300, -1e-300, 4.6e12, 0.1 + 0.2, 2.0**53 + 2]
     for x in floats:
+        # Text is plain decimal only: compare with the positional form of the float.
+        text = format(Decimal(repr(x)), "f")
         for policy in ("clamp", "skip"):
-            assert judge_quantity(x, policy) == judge_quantity(repr(x), policy), x
+            assert judge_quantity(x, policy) == judge_quantity(text, policy), x
     for n in [*range(-5, 1030), 10**20, -(10**20)]:
         for policy in ("clamp", "skip"):
             assert judge_quantity(n, policy) == judge_quantity(str(n), policy), n

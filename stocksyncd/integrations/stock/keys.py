@@ -13,20 +13,39 @@ Decisions (documented in the README):
   that is not a plain decimal number -> skipped ``non_numeric``; fractions
   are floored (2.7 -> 2: never promise stock that is not there); negatives
   clamp to 0 or are skipped ``negative``, as configured.
+* Text is a plain decimal number only when it is ASCII digits with an
+  optional sign and decimal part (``"12"``, ``"-3.50"``): ``Decimal()`` also
+  takes ``"1_000"``, ``"1e3"`` and Arabic-Indic digits, and each of those
+  has been a different number from the one the sender meant.
+* A figure at or beyond 10^9 in magnitude (``1e300``) is no stock anyone
+  holds: skipped ``out_of_range``, never written (and never an integer the
+  JSON encoder cannot send).
+* A source that knows an item's value is unusable for another reason says
+  so with ``Unusable(reason)``; the item is skipped with that reason.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Literal
+
+from stocksyncd.numbers import MAX_STOCK, in_stock_range, plain_decimal
 
 NegativePolicy = Literal["clamp", "skip"]
 
 SKIP_NULL = "null"
 SKIP_NON_NUMERIC = "non_numeric"
 SKIP_NEGATIVE = "negative"
+SKIP_OUT_OF_RANGE = "out_of_range"
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A value a source could not read for an item, with the reason it is skipped."""
+
+    reason: str
 
 
 def normalize_key(raw: object) -> str | None:
@@ -68,11 +87,7 @@ def _decimal(raw: object) -> Decimal | None:
     if isinstance(raw, Decimal):
         return raw if raw.is_finite() else None
     if isinstance(raw, str):
-        try:
-            value = Decimal(raw.strip())
-        except InvalidOperation:
-            return None
-        return value if value.is_finite() else None
+        return plain_decimal(raw)
     return None
 
 
@@ -82,10 +97,14 @@ _PLAIN = tuple(Quantity(value=n) for n in range(1024))
 _CLAMPED = Quantity(value=0, clamped=True)
 _NEGATIVE = Quantity(skip=SKIP_NEGATIVE)
 _NULL = Quantity(skip=SKIP_NULL)
+_NON_NUMERIC = Quantity(skip=SKIP_NON_NUMERIC)
+_OUT_OF_RANGE = Quantity(skip=SKIP_OUT_OF_RANGE)
 _EXACT = float(2**53)  # every float below this in magnitude with no fraction is exact
 
 
 def _whole(whole: int, negative: NegativePolicy) -> Quantity:
+    if not -MAX_STOCK < whole < MAX_STOCK:
+        return _OUT_OF_RANGE
     if whole < 0:
         return _CLAMPED if negative == "clamp" else _NEGATIVE
     return _PLAIN[whole] if whole < len(_PLAIN) else Quantity(value=whole)
@@ -104,9 +123,13 @@ def judge_quantity(raw: object, negative: NegativePolicy = "clamp") -> Quantity:
         return _whole(math.floor(raw), negative)
     if raw is None:
         return _NULL
+    if isinstance(raw, Unusable):
+        return Quantity(skip=raw.reason)
     value = _decimal(raw)
     if value is None:
-        return Quantity(skip=SKIP_NON_NUMERIC)
+        return _NON_NUMERIC
+    if not in_stock_range(value):
+        return _OUT_OF_RANGE  # before flooring: 1e300 never becomes a 300-digit int
     return _whole(math.floor(value), negative)
 
 
