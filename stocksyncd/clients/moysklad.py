@@ -99,10 +99,7 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
     raw = headers.get("X-Lognex-Retry-After")
     if raw is None:
         return None
-    try:
-        return max(0.0, float(raw.strip()) / 1000.0)  # milliseconds on the wire
-    except ValueError:
-        return None
+    return _retry_after_ms(raw)  # milliseconds on the wire
 
 
 def moysklad_check(response: Response) -> None:
@@ -284,14 +281,57 @@ class MoySkladClient:
                 API, f"report/stock/all/current: expected a JSON array from {response.url}",
                 status=response.status,
             )
-        return {
-            row["assortmentId"]: row.get(stock_type) for row in data
-            if type(row) is dict and type(row.get("assortmentId")) is str
-        }
+        return stock_rows(data, stock_type, response.url)
 
     def requests_made(self) -> int:
         """HTTP attempts sent through the transport."""
         return self.transport.requests
+
+
+def stock_rows(data: list[Any], stock_type: str, url: str) -> dict[str, object]:
+    """``assortmentId -> value`` of a stock report, or an error naming the first bad row.
+
+    A row whose product cannot be told (no ``assortmentId``, or one that is
+    not text) or a product listed twice with different figures makes the
+    whole report unusable: the job would otherwise take that product as
+    absent from the report, which means 0. Values are returned raw; the
+    planner judges them.
+    """
+    stock: dict[str, object] = {}
+    for n, row in enumerate(data):
+        if type(row) is not dict:
+            raise _bad_row(n, f"is {type(row).__name__}, not an object", url)
+        ref = row.get("assortmentId")
+        if type(ref) is not str or not ref.strip():
+            raise _bad_row(n, f"has no usable assortmentId ({_shown(ref)})", url)
+        value = row.get(stock_type)
+        if ref in stock and stock[ref] != value:
+            raise _bad_row(n, f"lists {ref} a second time with another {stock_type} "
+                              f"({_shown(stock[ref])} and {_shown(value)})", url)
+        stock[ref] = value
+    return stock
+
+
+def _shown(value: object) -> str:
+    text = "missing" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bad_row(n: int, what: str, url: str) -> InvalidResponseError:
+    return InvalidResponseError(
+        API, f"report/stock/all/current: row {n} {what}, so its stock cannot be attributed "
+        f"to a product; the report is not used ({url})",
+    )
+
+
+def _retry_after_ms(raw: str) -> float | None:
+    """Milliseconds of ``X-Lognex-Retry-After`` as seconds; None unless plain digits."""
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return None  # "1e8", "-5", "soon": no figure to honour; the usual backoff applies
+    if len(raw) > 12:
+        return float("inf")  # beyond any cap; the transport refuses to wait that long
+    return int(raw) / 1000.0
 
 
 class _Row(TypedDict, total=False):

@@ -14,6 +14,7 @@ from stocksyncd.clients.moysklad import (
     moysklad_limiter,
     moysklad_transport,
 )
+from stocksyncd.integrations.stock.keys import Unusable
 from stocksyncd.integrations.stock.model import SourceItem
 from stocksyncd.integrations.stock.pipeline import build_stock_integration
 from stocksyncd.integrations.stock.slices import in_slices
@@ -21,6 +22,9 @@ from stocksyncd.integrations.stock.slices import in_slices
 if TYPE_CHECKING:
     from stocksyncd.config import Config, MoySkladInSalesConfig
     from stocksyncd.integrations.base import Integration, Resources, RunContext
+
+
+NO_PRODUCT_ID = Unusable("no_product_id")
 
 
 class MoySkladSource:
@@ -71,9 +75,12 @@ def _join(products: Sequence[dict[str, Any]], stock: Mapping[str, object], field
         key = product.get(field)
         if key is None or key == "":
             continue  # the filter asked for a key; an answer without one is not ours
-        ref = product.get("id", "")
-        if type(ref) is not str:
-            ref = str(ref)
+        ref = product.get("id")
+        if type(ref) is not str or not ref:
+            # Without its id a product's row in the report cannot be found: its
+            # stock is unknown, never the 0 of "absent from the report".
+            add(SourceItem(key, NO_PRODUCT_ID, "" if ref is None else str(ref)))
+            continue
         # Products that never took part in an operation are not in the report.
         add(SourceItem(key, stock.get(ref, 0), ref))
 

@@ -15,6 +15,7 @@ from stocksyncd.http.retry import RetryPolicy
 from stocksyncd.http.transport import ExchangeRecord
 from stocksyncd.integrations.base import RunContext
 from stocksyncd.integrations.moysklad_insales import MoySkladSource
+from stocksyncd.integrations.stock.keys import Unusable, judge_quantity
 from stocksyncd.integrations.stock.model import SourceItem
 from stocksyncd.simulators.moysklad import MoySkladSimulator
 
@@ -113,11 +114,57 @@ async def test_garbage_stock_values_pass_through_raw(
     sim.inject(status=200, match="/report/stock", body=[
         {"assortmentId": a, "quantity": "12"}, {"assortmentId": b, "quantity": None},
         {"assortmentId": c, "quantity": -4.5}, {"assortmentId": d, "quantity": 2},
-        {"quantity": 99}, "junk",
     ])
     items = await make_source(sim, session, clock).fetch(ctx)
     assert items == [SourceItem("A", "12", a), SourceItem("B", None, b),
                      SourceItem("C", -4.5, c), SourceItem("A", 2, d)]
+
+
+@pytest.mark.parametrize("bad_row", [
+    {"assortmentId": None, "quantity": 31},
+    {"quantity": 31},
+    {"assortmentId": ["x"], "quantity": 31},
+    {"assortmentId": 12345, "quantity": 31},
+    {"assortmentId": "  ", "quantity": 31},
+    "junk",
+    None,
+])
+async def test_a_report_row_without_its_product_fails_the_fetch(
+    sim: MoySkladSimulator, session: aiohttp.ClientSession, clock: FakeClock, ctx: RunContext,
+    bad_row: object,
+) -> None:
+    # Issue 15: such a row was dropped and its product then read as absent = 0
+    # (31 -> 0 written, run ok). Now nothing of the report is used.
+    a = sim.add_product("A", stock=5)
+    sim.add_product("B", stock=31)
+    sim.inject(status=200, match="/report/stock",
+               body=[{"assortmentId": a, "quantity": 5}, bad_row])
+    with pytest.raises(ApiError, match=r"moysklad: report/stock/all/current: row 1 .*"
+                                       r"cannot be attributed to a product"):
+        await make_source(sim, session, clock).fetch(ctx)
+
+
+async def test_a_product_listed_twice_with_other_figures_fails_the_fetch(
+    sim: MoySkladSimulator, session: aiohttp.ClientSession, clock: FakeClock, ctx: RunContext
+) -> None:
+    a = sim.add_product("A", stock=5)
+    sim.inject(status=200, match="/report/stock", body=[
+        {"assortmentId": a, "quantity": 5}, {"assortmentId": a, "quantity": 0}])
+    with pytest.raises(ApiError, match="a second time with another quantity"):
+        await make_source(sim, session, clock).fetch(ctx)
+
+
+async def test_a_product_without_an_id_is_skipped_not_zero(
+    sim: MoySkladSimulator, session: aiohttp.ClientSession, clock: FakeClock, ctx: RunContext
+) -> None:
+    a = sim.add_product("A", stock=5)
+    sim.add_product("B", stock=7)
+    sim.inject(status=200, match="/entity/product", body={
+        "meta": {"size": 2, "limit": 1000},
+        "rows": [{"id": a, "article": "A"}, {"id": None, "article": "B"}]})
+    items = await make_source(sim, session, clock).fetch(ctx)
+    assert items == [SourceItem("A", 5, a), SourceItem("B", Unusable("no_product_id"), "")]
+    assert judge_quantity(items[1].quantity).skip == "no_product_id"
 
 
 async def test_a_page_failing_after_retries_fails_the_fetch(
