@@ -88,3 +88,13 @@ class WriteFenced(StockSyncError):
     the state store cannot record what the batch would change (write-ahead
     audit). The writes stop before the batch, never after it.
     """
+
+
+class HoldOffError(FatalApiError):
+    """The upstream is to be left alone now: it asked for a wait longer than the cap,
+    or too many of its rate-limit answers opened the circuit breaker. The run fails
+    at once; the next scheduled run tries again."""
+
+
+class ResponseTooLargeError(FatalApiError):
+    """An answer was larger than the configured cap for its API; it was not read further."""

@@ -292,7 +292,7 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
 
 def _wire_figure(figure: float | str | None) -> float | None:
     """A figure the decoder let through: numbers as they are, plain decimal text read."""
-    return _number(figure) if type(figure) is str else figure
+    return _number(figure) if isinstance(figure, str) else figure
 
 
 def products_from_wire(items: list[Any], warehouses: tuple[int, ...]) -> list[Product]:

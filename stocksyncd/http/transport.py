@@ -8,6 +8,7 @@ per upstream) and never closed by the transport.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -28,8 +29,11 @@ from stocksyncd.errors import (
     InvalidResponseError,
     NotFoundError,
     RateLimitedError,
+    ResponseTooLargeError,
     TransientError,
 )
+from stocksyncd.http.guard import guard_for
+from stocksyncd.http.limits import Limits, default_limits
 from stocksyncd.http.ratelimit import RateLimiter
 from stocksyncd.http.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from stocksyncd.redact import redact_url
@@ -91,14 +95,18 @@ class RequestObserver(Protocol):
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date).
+
+    Delta-seconds are plain ASCII digits (RFC 9110); "1e8", "nan" or "-5" are
+    no figure to honour (None: the usual backoff applies).
+    """
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value.isascii() and value.isdigit():
+        return float(value) if len(value) <= 12 else float("inf")
+    if value[:1].isdigit() or value[:1] in "+-.":
+        return None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -149,6 +157,7 @@ class Transport:
         observer: RequestObserver | None = None,
         check: Check = default_check,
         rng: random.Random | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.session = session
         self.api = api
@@ -161,6 +170,9 @@ class Transport:
         self.observer = observer
         self.check = check
         self.rng = rng or random.Random()
+        self.limits = limits or default_limits(api)
+        # Shared by every transport spending the same budget (see http.guard).
+        self.guard = guard_for(limiter if limiter is not None else self, api, self.limits, clock)
         self.requests = 0  # attempts sent, for benchmarks and tests
 
     def url(self, path: str) -> URL:
@@ -199,7 +211,18 @@ class Transport:
                 response.json(decoder)
             return response
 
-        return await call_with_retry(attempt, retry or self.retry, clock=self.clock, rng=self.rng)
+        try:
+            return await call_with_retry(attempt, retry or self.retry, clock=self.clock,
+                                         rng=self.rng)
+        except ApiError as exc:
+            name_request(exc, method, self._shown(path, params))
+            raise
+
+    def _shown(self, path: str, params: Mapping[str, str | int | float] | None) -> str:
+        url = self.url(path)
+        if params:
+            url = url.update_query({k: str(v) for k, v in params.items()})
+        return redact_url(str(url))
 
     async def send_once(
         self,
@@ -222,8 +245,11 @@ class Transport:
         if json_body is not None:
             data = orjson.dumps(json_body)
             all_headers.setdefault("Content-Type", "application/json")
+        request = f"{method} {shown}"
+        self.guard.admit(request)
         if self.limiter is not None:
             async with self.limiter.slot(weight):
+                self.guard.admit(request)  # the circuit may have opened while we queued
                 response = await self._send(method, url, shown, all_headers, data)
         else:
             response = await self._send(method, url, shown, all_headers, data)
@@ -232,7 +258,10 @@ class Transport:
         try:
             (check or self.check)(response)
         except RateLimitedError as exc:
-            if self.limiter is not None and exc.retry_after:
+            # Capped before anything waits on it: a wait past the cap (or an
+            # open circuit) fails this request and blocks nobody.
+            exc.retry_after = self.guard.rate_limited(exc, request)
+            if self.limiter is not None:
                 # Everyone sharing this budget waits, not only this request.
                 self.limiter.block_for(exc.retry_after)
             raise
@@ -243,22 +272,40 @@ class Transport:
     ) -> Response:
         started = self.clock.monotonic()
         self.requests += 1
+        request = f"{method} {shown}"
+        cap = self.limits.max_response_bytes
         try:
-            async with self.session.request(
+            # The total-time cap covers connecting, sending and reading the whole body.
+            async with asyncio.timeout(self.timeout), self.session.request(
                 method, url, headers=headers, data=data,
                 timeout=aiohttp.ClientTimeout(total=self.timeout), allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                body = await read_capped(resp, cap)
                 response = Response(self.api, resp.status, resp.headers, body, shown)
+        except _TooLarge as exc:
+            self._observe(method, shown, exc.status, started, error="too large")
+            raise ResponseTooLargeError(
+                self.api, f"{request}: the answer (HTTP {exc.status}) is larger than "
+                f"{cap // 1024} KiB, the cap for {self.api}; not read further", status=exc.status,
+            ) from None
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             self._observe(method, shown, None, started, error="timeout")
-            raise TransientError(self.api, f"timeout after {self.timeout:.0f}s: {shown}") from exc
+            raise TransientError(
+                self.api, f"{request}: no complete answer within {self.timeout:g}s"
+            ) from exc
         except aiohttp.ClientPayloadError as exc:
             self._observe(method, shown, None, started, error="payload")
-            raise InvalidResponseError(self.api, f"truncated response from {shown}") from exc
+            raise InvalidResponseError(
+                self.api, f"{request}: the answer was cut off ({network_cause(exc)})"
+            ) from exc
         except aiohttp.ClientError as exc:
             self._observe(method, shown, None, started, error=type(exc).__name__)
-            raise TransientError(self.api, f"{type(exc).__name__} on {shown}") from exc
+            raise TransientError(self.api, f"{request}: {network_cause(exc)}") from exc
+        except ValueError as exc:
+            # aiohttp refuses some requests before sending (credentials in the
+            # URL as well as an Authorization header, say): nothing to retry.
+            self._observe(method, shown, None, started, error="not sent")
+            raise FatalApiError(self.api, f"{request}: not sent: {exc}") from exc
         self._observe(method, shown, response.status, started, body=response.body)
         return response
 
@@ -274,6 +321,65 @@ class Transport:
                 duration_s=self.clock.monotonic() - started, body=body, error=error,
             )
         )
+
+
+class _TooLarge(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole body, or ``_TooLarge`` as soon as it passes ``cap`` bytes (decompressed).
+
+    The chunks read so far are dropped with the exception, and leaving the
+    response unread closes its connection, so nothing of it stays in memory.
+    """
+    declared = resp.content_length
+    if declared is not None and declared > cap and "Content-Encoding" not in resp.headers:
+        raise _TooLarge(resp.status)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge(resp.status)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def network_cause(exc: aiohttp.ClientError) -> str:
+    """What went wrong on the network, in words an operator can act on."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the server's TLS certificate was not accepted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"the host name {exc.host} could not be resolved ({_os_cause(exc)})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"the TLS handshake with {exc.host}:{exc.port} failed ({_os_cause(exc)})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"could not connect to {exc.host}:{exc.port} ({_os_cause(exc)})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return f"network error ({exc.strerror or exc})"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return f"invalid URL ({exc})"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _os_cause(exc: aiohttp.ClientConnectorError) -> str:
+    error = exc.os_error
+    # asyncio words a refused connection "Connect call failed (...)"; errno says it plainly.
+    text = os.strerror(error.errno) if error.errno else (str(error) or type(error).__name__)
+    return text[:1].lower() + text[1:]
+
+
+def name_request(exc: ApiError, method: str, shown: str) -> None:
+    """Make ``exc`` name the request it is about, once (its text is what operators see)."""
+    if shown in exc.detail:
+        return
+    exc.detail = f"{exc.detail} ({method} {shown})"
+    exc.args = (f"{exc.api}: {exc.detail}", *exc.args[1:])
 
 
 __all__ = [
