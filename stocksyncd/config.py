@@ -32,8 +32,15 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from yarl import URL
 
 from stocksyncd.errors import ConfigError
+from stocksyncd.http.limits import (
+    DEFAULT_MAX_RESPONSE_MIB,
+    FALLBACK_MAX_RESPONSE_MIB,
+    MIB,
+    Limits,
+)
 from stocksyncd.netaddr import is_loopback
 
 DEFAULT_CONFIG_PATH = "/etc/stocksyncd/config.toml"
@@ -135,6 +142,39 @@ class WebConfig(Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+ApiName = Literal["insales", "moysklad", "kak2c", "mouser", "inventree"]
+
+
+class HttpConfig(Strict):
+    """``[http]``: bounds on what any upstream can make the daemon wait for or read."""
+
+    # The longest wait an upstream may ask for (Retry-After); past it the run fails.
+    max_wait: Duration = Field(default=300.0, ge=1.0, le=3600.0)
+    min_429_wait: Duration = Field(default=1.0, le=60.0)
+    # Rate-limit answers within a minute that open the circuit breaker
+    # (MoySklad locks an account at 200 refused requests a minute).
+    breaker_429s: int = Field(default=20, ge=1, le=150)
+    breaker_pause: Duration = Field(default=300.0, ge=1.0)
+    # Largest answer read per API, in MiB (defaults: DEFAULT_MAX_RESPONSE_MIB).
+    max_response_mib: dict[ApiName, int] = {}
+
+    @field_validator("max_response_mib")
+    @classmethod
+    def _sizes(cls, value: dict[ApiName, int]) -> dict[ApiName, int]:
+        for api, mib in value.items():
+            if not 1 <= mib <= 4096:
+                raise ValueError(f"{api}: {mib} MiB is outside 1..4096")
+        return value
+
+    def limits(self, api: str) -> Limits:
+        """The bounds for requests to ``api``."""
+        configured: dict[str, int] = {str(k): v for k, v in self.max_response_mib.items()}
+        mib = configured.get(api, DEFAULT_MAX_RESPONSE_MIB.get(api, FALLBACK_MAX_RESPONSE_MIB))
+        return Limits(max_wait=self.max_wait, min_429_wait=self.min_429_wait,
+                      breaker_429s=self.breaker_429s, breaker_pause=self.breaker_pause,
+                      max_response_bytes=mib * MIB)
+
+
 class ShopConfig(Strict):
     """``[shops.NAME]``: an InSales shop (one rate budget shared by its integrations)."""
 
@@ -144,6 +184,35 @@ class ShopConfig(Strict):
     requests_per_window: int = Field(default=500, ge=1)
     window: Duration = 300.0
     timeout: Duration = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_in_url(cls, data: Any) -> Any:
+        """``https://id:pass@shop.myinsales.ru`` (a form InSales documents): the
+        credentials move to api_key/password, the URL keeps only the shop."""
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        try:
+            parsed = URL(data["url"].strip())
+        except ValueError:
+            return data
+        if parsed.user is None and parsed.password is None:
+            return data
+        data = {**data, "url": str(parsed.with_user(None))}
+        for key, value in (("api_key", parsed.user), ("password", parsed.password)):
+            if not value:
+                continue
+            given = data.get(key)
+            if isinstance(given, SecretStr):
+                given = given.get_secret_value()
+            if given is None or given == "":
+                data[key] = value
+            elif given != value:
+                raise ValueError(
+                    f"url: the credentials in the URL differ from {key}; give them once, "
+                    "in api_key and password, and the URL as https://SHOP.myinsales.ru"
+                )
+        return data
 
     @field_validator("url")
     @classmethod
@@ -263,6 +332,7 @@ class Config(BaseSettings):
 
     daemon: DaemonConfig = DaemonConfig()
     web: WebConfig = WebConfig()
+    http: HttpConfig = HttpConfig()
     shops: dict[str, ShopConfig] = {}
     integrations: dict[str, IntegrationConfig] = {}
 

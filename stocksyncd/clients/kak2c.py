@@ -29,6 +29,7 @@ from stocksyncd.errors import (
     RateLimitedError,
     TransientError,
 )
+from stocksyncd.http.limits import Limits
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
 from stocksyncd.http.transport import (
     RequestObserver,
@@ -103,11 +104,12 @@ def kak2c_transport(
     clock: Clock = SYSTEM_CLOCK,
     timeout: float = 60.0,
     observer: RequestObserver | None = None,
+    limits: Limits | None = None,
 ) -> Transport:
     """A transport with Kak2c's error classification."""
     return Transport(
         session, api=API, base_url=base_url, clock=clock, timeout=timeout, limiter=limiter,
-        observer=observer, check=kak2c_check,
+        observer=observer, check=kak2c_check, limits=limits,
     )
 
 

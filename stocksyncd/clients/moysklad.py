@@ -28,6 +28,7 @@ from stocksyncd.errors import (
     TransientError,
 )
 from stocksyncd.http.decode import selective
+from stocksyncd.http.limits import Limits
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
 from stocksyncd.http.transport import Decoder, RequestObserver, Response, Transport
 from stocksyncd.redact import register_secrets
@@ -148,6 +149,7 @@ def moysklad_transport(
     clock: Clock = SYSTEM_CLOCK,
     timeout: float = 300.0,
     observer: RequestObserver | None = None,
+    limits: Limits | None = None,
 ) -> Transport:
     """A transport with MoySklad's headers, error classification and budget."""
     register_secrets([token])
@@ -159,7 +161,7 @@ def moysklad_transport(
             "Accept-Encoding": "gzip",
             "Accept": "application/json;charset=utf-8",
         },
-        observer=observer, check=moysklad_check,
+        observer=observer, check=moysklad_check, limits=limits,
     )
 
 

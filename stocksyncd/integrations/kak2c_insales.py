@@ -101,7 +101,7 @@ def build(name: str, cfg: Kak2cInSalesConfig, config: Config, res: Resources) ->
     limiter = res.limiter(f"{API}:{name}", lambda: kak2c_limiter(res.clock, f"{API}:{name}"))
     transport = kak2c_transport(
         res.session(API), base_url=cfg.base_url, limiter=limiter, clock=res.clock,
-        timeout=cfg.timeout, observer=res.observer,
+        timeout=cfg.timeout, observer=res.observer, limits=config.http.limits(API),
     )
     client = Kak2cClient(
         transport, cfg.login, cfg.password.get_secret_value(), res.clock, domain=cfg.domain,
@@ -111,5 +111,5 @@ def build(name: str, cfg: Kak2cInSalesConfig, config: Config, res: Resources) ->
     )
     return build_stock_integration(
         name=name, type_=cfg.type, cfg=cfg, shop_name=cfg.shop, shop=config.shops[cfg.shop],
-        source=source, res=res,
+        source=source, res=res, limits=config.http.limits("insales"),
     )

@@ -91,6 +91,7 @@ def build(name: str, cfg: MoySkladInSalesConfig, config: Config, res: Resources)
     transport = moysklad_transport(
         res.session(API), token=cfg.token.get_secret_value(), base_url=cfg.base_url,
         limiter=limiter, clock=res.clock, timeout=cfg.timeout, observer=res.observer,
+        limits=config.http.limits(API),
     )
     source = MoySkladSource(
         MoySkladClient(transport, weight=cfg.request_weight), key=cfg.source_key,
@@ -98,5 +99,5 @@ def build(name: str, cfg: MoySkladInSalesConfig, config: Config, res: Resources)
     )
     return build_stock_integration(
         name=name, type_=cfg.type, cfg=cfg, shop_name=cfg.shop, shop=config.shops[cfg.shop],
-        source=source, res=res,
+        source=source, res=res, limits=config.http.limits("insales"),
     )

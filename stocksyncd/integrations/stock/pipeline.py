@@ -16,6 +16,7 @@ from typing import Any
 from stocksyncd.clients.insales import InSalesClient, Product, basic_auth, warehouse_field
 from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import StockSyncError
+from stocksyncd.http.limits import Limits
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
 from stocksyncd.http.transport import Transport, on_the_wire
 from stocksyncd.integrations.base import Change, Integration, Resources, RunContext, RunResult
@@ -440,6 +441,7 @@ def build_stock_integration(  # noqa: PLR0917
     shop: ShopConfig,
     source: StockSource,
     res: Resources,
+    limits: Limits | None = None,
 ) -> Integration:
     """Wire a stock source to an InSales shop with the shop's shared session and budget."""
     upstream = "insales:" + shop_name
@@ -459,6 +461,7 @@ def build_stock_integration(  # noqa: PLR0917
         timeout=cfg.timeout,
         headers=basic_auth(shop.api_key.get_secret_value(), shop.password.get_secret_value()),
         observer=res.observer,
+        limits=limits,
     )
     key_field = str(getattr(cfg, "target_key", None) or DEFAULT_TARGET_KEY.get(type_, "sku"))
     return StockSyncIntegration(
