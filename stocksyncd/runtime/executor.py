@@ -67,8 +67,33 @@ def summary_line(result: RunResult) -> str:
     )
     if result.message:
         text += f": {result.message}"
+        # The message says what happened to the run; the first error says why.
+        if result.errors and result.errors[0] not in result.message:
+            text += f" ({result.errors[0]})"
     elif result.errors:
         text += f": {result.errors[0]}"
+    return text
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a failed run reports: the failures themselves, never "unhandled errors in a
+    TaskGroup" (an ``ExceptionGroup`` is opened up to the errors inside it)."""
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        elif not isinstance(error, asyncio.CancelledError):
+            leaves.append(error)
+
+    walk(exc)
+    if not leaves:
+        leaves = [exc]
+    first = leaves[0]
+    text = f"{type(first).__name__}: {first}" if str(first) else type(first).__name__
+    if len(leaves) > 1:
+        text += f" (and {len(leaves) - 1} more failure{'s' if len(leaves) > 2 else ''})"
     return text
 
 
@@ -141,7 +166,7 @@ class Executor:
             if isinstance(exc, TimeoutError) and timer.expired():
                 text = f"run exceeded its deadline of {deadline:.0f}s"
             else:
-                text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                text = failure_text(exc)
                 run_log.opt(exception=exc).debug("run failed with a traceback")
             result = RunResult(integration=name, status="failed", errors=[text], message=text)
 
