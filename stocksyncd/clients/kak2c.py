@@ -43,6 +43,9 @@ API = "kak2c"
 DEFAULT_BASE_URL = "https://app.kak2c.ru/api/lite"
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_TOKEN_TTL = 14400.0  # documented lifetime, used when a token carries no exp
+# recordsTotal above this is a broken answer, not a catalogue: it would set the
+# number of pages read.
+MAX_RECORDS = 10_000_000
 REFRESH_AHEAD = 300.0  # log in again this long before exp (less for short-lived tokens)
 
 
@@ -182,7 +185,8 @@ class Kak2cClient:
         data = response.json()
         token = data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
-            raise AuthError(API, "login answer has no access_token", status=response.status)
+            raise AuthError(API, f"login answer from {response.url} has no access_token",
+                            status=response.status)
         register_secrets([token])
         now = self.clock.time()
         exp = jwt_exp(token)
@@ -249,9 +253,12 @@ class Kak2cClient:
         )
         products = data.get("products") if isinstance(data, dict) else None
         total = data.get("recordsTotal") if isinstance(data, dict) else None
-        if not isinstance(products, list) or isinstance(total, bool) or not isinstance(total, int):
+        if (not isinstance(products, list) or isinstance(total, bool) or not isinstance(total, int)
+                or not 0 <= total <= MAX_RECORDS):
             raise InvalidResponseError(
-                API, f"products page {page}: no products/recordsTotal in the answer",
+                API, f"products page {page}: no products or no plausible recordsTotal "
+                f"({str(total)[:30]}) in the answer from "
+                f"{response.url}",
                 status=response.status,
             )
         return products, total

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, TypeGuard
 
 import aiohttp
 import orjson
@@ -290,6 +291,15 @@ class MoySkladClient:
         return self.transport.requests
 
 
+# MoySklad ids are UUIDs; anything else in assortmentId is a broken row, not a product.
+_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
+
+
+def is_entity_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a MoySklad id (a UUID as text)."""
+    return type(value) is str and _UUID.fullmatch(value) is not None
+
+
 def stock_rows(data: list[Any], stock_type: str, url: str) -> dict[str, object]:
     """``assortmentId -> value`` of a stock report, or an error naming the first bad row.
 
@@ -304,7 +314,7 @@ def stock_rows(data: list[Any], stock_type: str, url: str) -> dict[str, object]:
         if type(row) is not dict:
             raise _bad_row(n, f"is {type(row).__name__}, not an object", url)
         ref = row.get("assortmentId")
-        if type(ref) is not str or not ref.strip():
+        if not is_entity_id(ref):
             raise _bad_row(n, f"has no usable assortmentId ({_shown(ref)})", url)
         value = row.get(stock_type)
         if ref in stock and stock[ref] != value:

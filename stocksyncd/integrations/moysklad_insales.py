@@ -11,6 +11,7 @@ from stocksyncd.clients.moysklad import (
     MoySkladClient,
     SourceKey,
     StockType,
+    is_entity_id,
     moysklad_limiter,
     moysklad_transport,
 )
@@ -76,10 +77,10 @@ def _join(products: Sequence[dict[str, Any]], stock: Mapping[str, object], field
         if key is None or key == "":
             continue  # the filter asked for a key; an answer without one is not ours
         ref = product.get("id")
-        if type(ref) is not str or not ref:
+        if not is_entity_id(ref):
             # Without its id a product's row in the report cannot be found: its
             # stock is unknown, never the 0 of "absent from the report".
-            add(SourceItem(key, NO_PRODUCT_ID, "" if ref is None else str(ref)))
+            add(SourceItem(key, NO_PRODUCT_ID, "" if ref is None else str(ref)[:60]))
             continue
         # Products that never took part in an operation are not in the report.
         add(SourceItem(key, stock.get(ref, 0), ref))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,7 +11,7 @@ import pytest
 
 from stocksyncd.clients.kak2c import Kak2cClient, jwt_exp, kak2c_transport
 from stocksyncd.clock import FakeClock
-from stocksyncd.errors import AuthError
+from stocksyncd.errors import AuthError, InvalidResponseError
 from stocksyncd.http.retry import RetryPolicy
 from stocksyncd.http.transport import ExchangeRecord
 from stocksyncd.simulators.kak2c import Kak2cSimulator
@@ -201,3 +202,15 @@ async def test_a_cut_off_page_is_retried(
     client = make_client(sim, session, clock)
     assert len(await client.products()) == 20
     assert sim.count("GET", "/products") == 2
+
+
+@pytest.mark.parametrize("total", [-1, 10**20, 1e3, "7", None, True])
+async def test_an_implausible_records_total_fails_the_listing(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock, total: object
+) -> None:
+    # json, not orjson: only it writes 10**20.
+    body = json.dumps({"products": [], "recordsTotal": total}).encode()
+    sim.inject(status=200, match="/products", body=body)
+    client = make_client(sim, session, clock)
+    with pytest.raises(InvalidResponseError, match="no plausible recordsTotal"):
+        await client.products()

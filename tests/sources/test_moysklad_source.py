@@ -126,6 +126,7 @@ async def test_garbage_stock_values_pass_through_raw(
     {"assortmentId": ["x"], "quantity": 31},
     {"assortmentId": 12345, "quantity": 31},
     {"assortmentId": "  ", "quantity": 31},
+    {"assortmentId": "9cc2e0\u0661\u0661-a1da-4f50-86b1-562e480865df", "quantity": 31},
     "junk",
     None,
 ])
