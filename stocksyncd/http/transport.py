@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -211,9 +211,12 @@ class Transport:
                 response.json(decoder)
             return response
 
+        policy = retry or self.retry
+        if policy.max_retry_after < self.limits.max_wait + 1:
+            # The guard already refused longer waits; what it let through is waited for.
+            policy = replace(policy, max_retry_after=self.limits.max_wait + 1)
         try:
-            return await call_with_retry(attempt, retry or self.retry, clock=self.clock,
-                                         rng=self.rng)
+            return await call_with_retry(attempt, policy, clock=self.clock, rng=self.rng)
         except ApiError as exc:
             name_request(exc, method, self._shown(path, params))
             raise
