@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from stocksyncd.config import (
     Config,
     DaemonConfig,
+    HttpConfig,
     Kak2cInSalesConfig,
     MouserInvenTreeConfig,
     MoySkladInSalesConfig,
@@ -120,9 +121,9 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     assert {i.type for i in config.integrations.values()} == {
         "moysklad-insales", "kak2c-insales", "mouser-inventree"}
     text = EXAMPLE.read_text()
-    documented = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, re.M))
-    for model in (DaemonConfig, WebConfig, ShopConfig, MoySkladInSalesConfig,
+    documented = set(re.findall(r"^#?\s*([a-z0-9_]+)\s*=", text, re.M))
+    for model in (DaemonConfig, WebConfig, HttpConfig, ShopConfig, MoySkladInSalesConfig,
                   Kak2cInSalesConfig, MouserInvenTreeConfig):
         missing = _keys(model) - documented
         assert not missing, f"{model.__name__}: {sorted(missing)} not in config.example.toml"
-    assert set(Config.model_fields) <= {"daemon", "web", "shops", "integrations"}
+    assert set(Config.model_fields) <= {"daemon", "web", "http", "shops", "integrations"}
