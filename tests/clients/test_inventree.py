@@ -16,6 +16,7 @@ from stocksyncd.clients.inventree import (
     pick_next_pk,
     server_root,
 )
+from stocksyncd.clients.inventree.models import to_decimal
 from stocksyncd.clock import FakeClock
 from stocksyncd.errors import AuthError, NotFoundError, TransientError
 from stocksyncd.http.retry import RetryPolicy
@@ -309,3 +310,12 @@ async def test_older_servers_get_older_rules(
     created = await client.create_supplier_part(part=17, supplier=3, sku="595-X", link=link)
     expected = link if len(link) <= link_limit else None
     assert created.link == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("12.50", Decimal("12.50")), (" 7 ", Decimal(7)), (3, Decimal(3)), (0.1, Decimal("0.1")),
+    ("1_000", None), ("\u0661\u0662", None), ("1e3", None), ("NaN", None), (1e300, None),
+    (10**20, None), (True, None), ([1], None), (None, None),
+])
+def test_numbers_are_read_strictly_and_bounded(raw: object, expected: Decimal | None) -> None:
+    assert to_decimal(raw) == expected

@@ -39,6 +39,8 @@ _OLD_METADATA_PATHS = {
 }
 
 # Field limits of SupplierPart (schema 534); longer text is cut rather than refused.
+# A list ``count`` above this is a broken answer: it sets how many pages are read.
+MAX_LIST_ROWS = 1_000_000
 SUPPLIER_PART_LIMITS = {"description": 250, "note": 100, "packaging": 50, "pack_quantity": 25}
 
 
@@ -128,6 +130,8 @@ class InvenTreeClient:
                 rows, total = data["results"], data.get("count")
             else:
                 raise PayloadError(f"InvenTree GET {path}: not a list answer: {data!r:.80}")
+            if isinstance(total, int) and not 0 <= total <= MAX_LIST_ROWS:
+                raise PayloadError(f"InvenTree GET {path}: implausible count {total!r:.30}")
             for row in rows:
                 if isinstance(row, dict):
                     yield row

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from stocksyncd.errors import PayloadError
+from stocksyncd.numbers import plain_decimal
 
 
 def _int(data: Mapping[str, Any], key: str, what: str) -> int:
@@ -44,17 +45,34 @@ def _bool(data: Mapping[str, Any], key: str, default: bool) -> bool:
     return value if isinstance(value, bool) else default
 
 
+# Quantities and prices beyond this in magnitude are broken figures, not data.
+MAX_FIGURE = Decimal(10) ** 15
+
+
 def to_decimal(value: Any) -> Decimal | None:
-    """A Decimal from a JSON number or numeric string; None for null or garbage."""
+    """A Decimal from a JSON number or numeric string; None for null or garbage.
+
+    Text must be a plain decimal (``stocksyncd.numbers``): ``"1_000"`` or
+    ``"١٢"`` is garbage, not 1000 or 12.
+    """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float):
         value = repr(value)  # shortest round-trip text, so 0.1 stays 0.1
-    try:
-        result = Decimal(str(value).strip())
-    except InvalidOperation:
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            return None
+    elif isinstance(value, int | Decimal):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        parsed = plain_decimal(value)
+        if parsed is None:
+            return None
+        result = parsed
+    else:
         return None
-    return result if result.is_finite() else None
+    return result if result.is_finite() and abs(result) < MAX_FIGURE else None
 
 
 def _metadata(data: Mapping[str, Any]) -> dict[str, Any] | None:
