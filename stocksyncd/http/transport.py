@@ -289,7 +289,7 @@ class Transport:
             self._observe(method, shown, exc.status, started, error="too large")
             raise ResponseTooLargeError(
                 self.api, f"{request}: the answer (HTTP {exc.status}) is larger than "
-                f"{cap // 1024} KiB, the cap for {self.api}; not read further", status=exc.status,
+                f"{_size(cap)}, the cap for {self.api}; not read further", status=exc.status,
             ) from None
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             self._observe(method, shown, None, started, error="timeout")
@@ -348,6 +348,10 @@ async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
             raise _TooLarge(resp.status)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _size(n: int) -> str:
+    return f"{n // 1048576} MiB" if n % 1048576 == 0 else f"{n // 1024} KiB"
 
 
 def network_cause(exc: aiohttp.ClientError) -> str:

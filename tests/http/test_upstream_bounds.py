@@ -162,7 +162,7 @@ async def test_an_oversized_answer_fails_cleanly(
     t = transport(sim, session, clock, max_response_bytes=MIB)
     with pytest.raises(ResponseTooLargeError, match=r"insales: GET http://127\.0\.0\.1:\d+/"
                                                     r"items: the answer \(HTTP 200\) is larger "
-                                                    r"than 1024 KiB, the cap for insales"):
+                                                    r"than 1 MiB, the cap for insales"):
         await t.request("GET", "/items")
     assert sim.count() == 1  # not retried: it would be as large again
     assert (await t.request("GET", "/items")).status == 200
