@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from stocksyncd.clients.kak2c import (
@@ -13,6 +14,7 @@ from stocksyncd.clients.kak2c import (
 )
 from stocksyncd.integrations.stock.model import SourceItem
 from stocksyncd.integrations.stock.pipeline import build_stock_integration
+from stocksyncd.numbers import plain_decimal
 
 if TYPE_CHECKING:
     from stocksyncd.config import Config, Kak2cInSalesConfig
@@ -45,10 +47,21 @@ def variant_stock(variant: dict[str, Any], field: str) -> object:
     values = [s.get(field) if isinstance(s, dict) else s for s in stock]
     if len(values) == 1:
         return values[0]
-    numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if len(numeric) != len(values):
-        return next(v for v in values if v not in numeric)
-    return sum(numeric)
+    total = Decimal(0)
+    for value in values:
+        # Each part read as strictly as a single figure: a text "5" beside a 3 is 8,
+        # never the "5" alone; any unreadable part makes the whole figure unreadable.
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int):
+            total += value
+        elif isinstance(value, float):
+            total += Decimal(repr(value))
+        elif isinstance(value, str) and (parsed := plain_decimal(value)) is not None:
+            total += parsed
+        else:
+            return value
+    return total
 
 
 class Kak2cSource:

@@ -102,6 +102,10 @@ async def test_garbage_passes_through_raw(
     two_stores["stock"] = [{"stockTotal": 2}, {"stockTotal": 3}]
     bad_store = sim.add_item("4600000000034", 0)
     bad_store["stock"] = [{"stockTotal": 2}, {"stockTotal": "n/a"}]
+    text_store = sim.add_item("4600000000035", 0)  # once "5" alone: the 3 was dropped
+    text_store["stock"] = [{"stockTotal": "5"}, {"stockTotal": 3}]
+    strange_store = sim.add_item("4600000000036", 0)
+    strange_store["stock"] = [{"stockTotal": 1}, {"stockTotal": "1_000"}]
     not_default = sim.add_item(None, 1)
     not_default["barcodes"] = [{"value": "111", "isDefault": False},
                                {"value": "222", "isDefault": True}]
@@ -116,6 +120,8 @@ async def test_garbage_passes_through_raw(
         SourceItem("4600000000032", None, no_stock["id"]),
         SourceItem("4600000000033", 5, two_stores["id"]),
         SourceItem("4600000000034", "n/a", bad_store["id"]),
+        SourceItem("4600000000035", 8, text_store["id"]),
+        SourceItem("4600000000036", "1_000", strange_store["id"]),
         SourceItem("222", 1, not_default["id"]),
         SourceItem(None, None, ""),
     ]
