@@ -34,6 +34,7 @@ MAX_PER_PAGE = 250
 MAX_GROUP_UPDATE = 100
 
 _WAREHOUSE_RE = re.compile(r"^quantity_at_warehouse(\d+)$")
+MAX_ID = 2**63  # ids go back into requests: they must fit the signed 64 bits of JSON encoders
 
 
 def basic_auth(api_key: str, password: str) -> dict[str, str]:
@@ -165,12 +166,17 @@ def _clean_text(raw: object) -> str | None:
 
 
 def _int_id(raw: object) -> int | None:
+    """An id as InSales sends it: a positive integer (or its ASCII digits) below 2^63."""
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, int):
+    if isinstance(raw, str):
+        text = raw.strip()
+        # str.isdigit() also takes "١٢" and "²": only ASCII digits are an id.
+        if not (text.isascii() and text.isdigit() and len(text) <= 19):
+            return None
+        raw = int(text)
+    if isinstance(raw, int) and 0 < raw < MAX_ID:
         return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw.strip())
     return None
 
 
@@ -197,14 +203,14 @@ def parse_variant(raw: object, product_id: int, problems: list[str]) -> Variant 
         problems.append(f"product {product_id}: variant is not an object")
         return None
     vid = raw.get("id")
-    if type(vid) is not int:  # the usual case is a plain int: skip the general path
+    if type(vid) is not int or not 0 < vid < MAX_ID:  # usually a plain int: no general path
         vid = _int_id(vid)
         if vid is None:
             problems.append(f"product {product_id}: variant without a valid id "
-                            f"({raw.get('id')!r})")
+                            f"({raw.get('id')!r:.40})")
             return None
     pid = raw.get("product_id")
-    if type(pid) is not int or pid <= 0:
+    if type(pid) is not int or not 0 < pid < MAX_ID:
         pid = _int_id(pid) or product_id
     quantity: float | None
     q = raw.get("quantity")
@@ -236,7 +242,7 @@ def parse_product(raw: object, problems: list[str]) -> Product | None:
         return None
     pid = _int_id(raw.get("id"))
     if pid is None:
-        problems.append(f"product without a valid id ({raw.get('id')!r})")
+        problems.append(f"product without a valid id ({raw.get('id')!r:.40})")
         return None
     raw_variants = raw.get("variants")
     if not isinstance(raw_variants, list):
@@ -253,6 +259,7 @@ _VARIANT_FIELDS = ("id", "product_id", "sku", "barcode", "quantity")
 # Anything else (NaN, booleans, "1_000", 1e300) fails it, and the page is
 # parsed the long way, which reports the variant.
 _Figure = Annotated[float, msgspec.Meta(gt=-MAX_STOCK, lt=MAX_STOCK)]
+_Id = Annotated[int, msgspec.Meta(gt=0, le=MAX_ID - 1)]
 # At most 9 whole digits: the text is always in range, so reading it cannot fail.
 _FigureText = Annotated[str, msgspec.Meta(pattern=r"^[+-]?[0-9]{1,9}(?:\.[0-9]{1,12})?$")]
 
@@ -273,8 +280,8 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
     to report item by item.
     """
     variant = msgspec.defstruct("InSalesVariant", [
-        ("id", int),
-        ("product_id", int | None, None),
+        ("id", _Id),
+        ("product_id", Annotated[int, msgspec.Meta(le=MAX_ID - 1)] | None, None),
         # Some shops hand out numeric barcodes (and skus) as JSON numbers.
         ("sku", str | int | float | None, None),
         ("barcode", str | int | float | None, None),
@@ -283,7 +290,7 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
           for n in warehouses),
     ], gc=False)
     product = msgspec.defstruct("InSalesProduct", [
-        ("id", int),
+        ("id", _Id),
         ("variants", GenericAlias(list, variant)),
         ("updated_at", str | None, None),
     ], gc=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -360,3 +361,14 @@ def test_typed_decoding_reads_as_the_parsers_do(variant: dict[str, Any], typed: 
         assert products_from_wire(decoded, (0,)) == expected and not problems
     else:
         assert [parse_product(raw, []) for raw in decoded] == expected
+
+
+@pytest.mark.parametrize("raw_id", ["\u0661\u0662", "\u00b2", 0, -5, 2**63, "9" * 30, 12.0])
+def test_a_variant_id_is_a_positive_ascii_integer_below_2_63(raw_id: object) -> None:
+    # "١٢".isdigit() is True: such an id was read as 12, a write to another variant.
+    body = json.dumps([{"id": 7, "updated_at": "u",
+                        "variants": [{"id": raw_id, "sku": "A", "quantity": 1}]}]).encode()
+    decoded = products_decoder()(body)
+    problems: list[str] = []
+    products = [p for raw in decoded if (p := parse_product(raw, problems)) is not None]
+    assert products[0].variants == () and "variant without a valid id" in problems[0]
