@@ -116,6 +116,18 @@ async def test_moysklad_retry_after_in_ms_past_the_cap_fails_at_once(
     assert (await t.request("GET", "/items")).status == 200 and limiter.waited == 0
 
 
+async def test_an_unreadable_moysklad_wait_is_the_usual_backoff_not_a_stall(
+    sim: Upstream, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    # "X-Lognex-Retry-After: 1e8" once blocked the account's limiter until restart.
+    limiter = WindowLimiter(45, 3, clock=clock)
+    t = Transport(session, api="moysklad", base_url=sim.url, clock=clock, limiter=limiter,
+                  check=moysklad_check)
+    sim.inject(status=429, headers={"X-Lognex-Retry-After": "1e8"})
+    assert (await t.request("GET", "/items")).status == 200
+    assert sum(clock.slept) < 5
+
+
 async def test_every_429_waits_at_least_the_floor(
     sim: Upstream, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
