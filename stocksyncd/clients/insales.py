@@ -397,8 +397,9 @@ class InSalesClient:
         data = response.json()
         if not isinstance(data, list):
             # An HTML page or an error object with 200: the listing is unusable.
-            raise InvalidResponseError(API, f"products.json answered {type(data).__name__}, "
-                                            "expected a list", status=response.status)
+            raise InvalidResponseError(
+                API, f"products.json answered {type(data).__name__}, expected a list "
+                f"(GET {response.url}, HTTP {response.status})", status=response.status)
         problems: list[str] = []
         result = ProductPage(products=[], raw_count=len(data), problems=problems,
                              server_time=_server_time(response.headers.get("Date")))
