@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,14 +173,6 @@ def config_for(shop: InSalesSimulator, job: dict[str, Any]) -> Config:
     )
 
 
-@pytest.fixture
-async def shop(clock: FakeClock) -> AsyncIterator[InSalesSimulator]:
-    sim = InSalesSimulator(clock=clock)
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
 async def moysklad_harness(shop: InSalesSimulator, session: aiohttp.ClientSession,
                            clock: FakeClock, ms: MoySkladSimulator) -> Harness:
     stocks: list[float | None] = [31, 5, 0, 46.5, 12, 7, None, 3]
@@ -195,28 +187,24 @@ async def moysklad_harness(shop: InSalesSimulator, session: aiohttp.ClientSessio
     return harness
 
 
-async def test_moysklad_answers_fuzzed(
-    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+@pytest.mark.parametrize(("targets", "seed"), [
+    pytest.param([
+        ("/entity/product", "GET", True),
+        # A row left out of the report is a product that never moved (0): not malformed.
+        ("/report/stock/all/current", "GET", False),
+    ], SEED, id="moysklad"),
+    pytest.param([
+        ("/admin/products.json", "GET", True),
+        ("/admin/products/variants_group_update.json", "PUT", True),
+    ], SEED + 1, id="insales"),
+])
+async def test_moysklad_insales_answers_fuzzed(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock,
+    targets: list[tuple[str, str, bool]], seed: int,
 ) -> None:
     async with MoySkladSimulator(token="ms-fuzz-token-0123", clock=clock) as ms:
         harness = await moysklad_harness(shop, session, clock, ms)  # type: ignore[arg-type]
-        outcomes = await harness.fuzz([
-            ("/entity/product", "GET", True),
-            # A row left out of the report is a product that never moved (0): not malformed.
-            ("/report/stock/all/current", "GET", False),
-        ], SEED)
-    assert sum(outcomes.values()) == CASES and outcomes.get("failed", 0) > 0, outcomes
-
-
-async def test_insales_answers_fuzzed(
-    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
-) -> None:
-    async with MoySkladSimulator(token="ms-fuzz-token-0123", clock=clock) as ms:
-        harness = await moysklad_harness(shop, session, clock, ms)  # type: ignore[arg-type]
-        outcomes = await harness.fuzz([
-            ("/admin/products.json", "GET", True),
-            ("/admin/products/variants_group_update.json", "PUT", True),
-        ], SEED + 1)
+        outcomes = await harness.fuzz(targets, seed)
     assert sum(outcomes.values()) == CASES and outcomes.get("failed", 0) > 0, outcomes
 
 

@@ -21,14 +21,6 @@ TOKEN = "ms-issue15-token-0123"
 
 
 @pytest.fixture
-async def shop(clock: FakeClock) -> AsyncIterator[InSalesSimulator]:
-    sim = InSalesSimulator(clock=clock)
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
 async def ms(clock: FakeClock) -> AsyncIterator[MoySkladSimulator]:
     sim = MoySkladSimulator(token=TOKEN, clock=clock)
     await sim.start()

@@ -78,6 +78,12 @@ def transport(sim: Upstream, session: aiohttp.ClientSession, clock: FakeClock,
                      retry=RetryPolicy(attempts=3), limits=Limits(**limits))  # type: ignore[arg-type]
 
 
+def moysklad(sim: Upstream, session: aiohttp.ClientSession, clock: FakeClock,
+             limiter: WindowLimiter, attempts: int = 5) -> Transport:
+    return Transport(session, api="moysklad", base_url=sim.url, clock=clock, limiter=limiter,
+                     check=moysklad_check, retry=RetryPolicy(attempts=attempts))
+
+
 @pytest.mark.parametrize(("header", "expected"), [
     ("120", 120.0), (" 5 ", 5.0), ("0", 0.0), ("1e8", None), ("nan", None), ("-5", None),
     ("1_000", None), ("\u0661\u0662", None), ("9" * 40, float("inf")), ("", None),
@@ -108,8 +114,7 @@ async def test_moysklad_retry_after_in_ms_past_the_cap_fails_at_once(
     sim: Upstream, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     limiter = WindowLimiter(45, 3, clock=clock)
-    t = Transport(session, api="moysklad", base_url=sim.url, clock=clock, limiter=limiter,
-                  check=moysklad_check)
+    t = moysklad(sim, session, clock, limiter)
     sim.inject(status=429, headers={"X-Lognex-Retry-After": "100000000"})
     with pytest.raises(HoldOffError, match="asked to wait 100000s"):
         await t.request("GET", "/items")
@@ -121,8 +126,7 @@ async def test_an_unreadable_moysklad_wait_is_the_usual_backoff_not_a_stall(
 ) -> None:
     # "X-Lognex-Retry-After: 1e8" once blocked the account's limiter until restart.
     limiter = WindowLimiter(45, 3, clock=clock)
-    t = Transport(session, api="moysklad", base_url=sim.url, clock=clock, limiter=limiter,
-                  check=moysklad_check)
+    t = moysklad(sim, session, clock, limiter)
     sim.inject(status=429, headers={"X-Lognex-Retry-After": "1e8"})
     assert (await t.request("GET", "/items")).status == 200
     assert sum(clock.slept) < 5
@@ -132,8 +136,7 @@ async def test_every_429_waits_at_least_the_floor(
     sim: Upstream, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     limiter = WindowLimiter(45, 3, clock=clock)
-    t = Transport(session, api="moysklad", base_url=sim.url, clock=clock, limiter=limiter,
-                  check=moysklad_check)
+    t = moysklad(sim, session, clock, limiter)
     sim.inject(status=429, headers={"X-Lognex-Retry-After": "0"}, times=2)
     assert (await t.request("GET", "/items")).status == 200
     # Two refusals, each held back at least min_429_wait (1 s), not "retry after 0".
@@ -146,10 +149,8 @@ async def test_the_breaker_opens_after_n_429s_in_a_minute_and_stays_open(
     # Issue 15: 429 with "retry after 0" gave 215 refused requests in 60 s
     # (MoySklad locks the account at 200).
     limiter = WindowLimiter(45, 3, concurrency=5, clock=clock)
-    t = Transport(session, api="moysklad", base_url=sim.url, clock=clock, limiter=limiter,
-                  check=moysklad_check, retry=RetryPolicy(attempts=100))
-    other = Transport(session, api="moysklad", base_url=sim.url, clock=clock, limiter=limiter,
-                      check=moysklad_check)
+    t = moysklad(sim, session, clock, limiter, attempts=100)
+    other = moysklad(sim, session, clock, limiter)
     sim.inject(status=429, headers={"X-Lognex-Retry-After": "0"}, times=1000)
     results = await asyncio.gather(*(t.request("GET", "/items") for _ in range(5)),
                                    return_exceptions=True)
