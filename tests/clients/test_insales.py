@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -353,3 +354,35 @@ def test_typed_decoding_reads_as_the_parsers_do(variant: dict[str, Any], typed: 
         assert products_from_wire(decoded, (0,)) == expected and not problems
     else:
         assert [parse_product(raw, []) for raw in decoded] == expected
+
+
+async def test_budget_counts_others_use_even_when_ours_is_higher(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """3 of 10 already used by other apps: we send 7 more, never an eleventh into a 503."""
+    shop.limit, shop.used = 10, 0
+    limiter = WindowLimiter(10, 300, concurrency=4, clock=clock, usage_header="API-Usage-Limit")
+    client = make_client(shop, session, clock, limiter=limiter)
+    await client.products_page()
+    shop.used += 3  # other applications, while our count is already 1
+    await asyncio.gather(*(client.products_page() for _ in range(9)))
+    assert shop.refused == 0
+    assert shop.count("GET") == 10  # 6 more in the first window, the rest after it
+    assert limiter.waited > 0
+
+
+async def test_budget_is_the_servers_figure_plus_what_we_sent_since(clock: FakeClock) -> None:
+    limiter = WindowLimiter(10, 300, clock=clock, usage_header="API-Usage-Limit")
+    async with limiter.slot():
+        pass
+    limiter.observe({"API-Usage-Limit": "6/10"})
+    assert limiter.used == 6  # the server's figure, although we sent 1
+    async with limiter.slot():
+        async with limiter.slot():
+            # Both of ours are unanswered: the server may not have counted them yet.
+            limiter.observe({"API-Usage-Limit": "7/10"})
+            assert limiter.used == 9
+    clock.advance(301)
+    assert limiter.used == 0
+    limiter.observe({"API-Usage-Limit": "2/10"})
+    assert limiter.used == 2
