@@ -115,9 +115,8 @@ class WindowLimiter:
     @asynccontextmanager
     async def _slot(self, weight: float) -> AsyncIterator[None]:
         if self._sem is not None:
-            async with self._sem:
-                async with self._in_flight(weight):
-                    yield
+            async with self._sem, self._in_flight(weight):
+                yield
         else:
             async with self._in_flight(weight):
                 yield
