@@ -106,7 +106,7 @@ class InSalesSimulator(Simulator):
         self.refused = 0  # requests answered with the over-budget status
         # variants_group_update's queue: (when due, order, variant id, fields)
         self.queue_delay = queue_delay
-        self.queue: list[tuple[float, int, int, dict[str, Any]]] = []
+        self.queue: list[tuple[float, int, Any, dict[str, Any]]] = []
         self._queued = 0
         self.drop_queued = 0  # the next this many queued items vanish silently
         self.dropped: list[int] = []  # variant ids whose queued update vanished
