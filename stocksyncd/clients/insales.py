@@ -30,6 +30,7 @@ from stocksyncd.http.transport import Decoder, Transport
 API = "insales"
 PRODUCTS_PATH = "/admin/products.json"
 PRODUCT_PATH = "/admin/products/{id}.json"
+COUNT_PATH = "/admin/products/count.json"
 GROUP_UPDATE_PATH = "/admin/products/variants_group_update.json"
 MAX_PER_PAGE = 250
 MAX_GROUP_UPDATE = 100
@@ -414,6 +415,16 @@ class InSalesClient:
             result.last_updated_at = updated if isinstance(updated, str) else None
             result.last_id = _int_id(last.get("id"))
         return result
+
+    async def products_count(self) -> int:
+        """``GET /admin/products/count.json``: products in the shop (the trash not counted)."""
+        response = await self.transport.request("GET", COUNT_PATH, expect_json=True)
+        data = response.json()
+        count = data.get("count") if isinstance(data, dict) else None
+        if type(count) is not int or count < 0:
+            raise InvalidResponseError(API, f"count.json answered {str(data)[:200]!r}",
+                                       status=response.status)
+        return count
 
     async def product(self, product_id: int) -> Product | None:
         """``GET /admin/products/{id}.json``; None when InSales no longer has it (or trashed it)."""
