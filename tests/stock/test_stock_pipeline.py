@@ -13,7 +13,7 @@ from stock_fakes import DictState, FakeResources, ListSource
 
 from stocksyncd.clock import FakeClock
 from stocksyncd.config import ShopConfig, StockSyncOptions
-from stocksyncd.errors import TransientError
+from stocksyncd.errors import TransientError, WriteFenced
 from stocksyncd.integrations.base import MemoryWriteAhead, RunContext
 from stocksyncd.integrations.stock.index import InSalesIndex
 from stocksyncd.integrations.stock.model import SourceItem
@@ -664,3 +664,118 @@ async def test_an_index_that_cannot_be_saved_fails_the_run_but_keeps_its_audit(
     assert any("saving the InSales index failed: disk full" in e for e in result.errors)
     assert isinstance(ctx.audit, MemoryWriteAhead)
     assert [(c.key, c.status) for c in ctx.audit.changes] == [("111", "sent")]
+
+
+async def test_a_queued_write_waits_as_pending_and_is_not_written_again(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    sim.queue_delay = 150.0  # InSales' queue runs late: two runs pass first
+    pid = sim.add_product([{"barcode": "111", "quantity": 5}])
+    vid = sim.products[pid]["variants"][0]["id"]
+    clock.advance(3600)
+    integration = make_integration(ListSource([SourceItem("111", 8, "a")]))
+    first = await integration.run(make_ctx())
+    assert first.counts.written == 1 and sim.variant(vid)["quantity"] == 5
+    for n in range(2):
+        clock.advance(60)
+        waiting = await integration.run(make_ctx(run_id=f"w{n}"))
+        assert waiting.counts.changed == 0 and waiting.details["pending"] == 1
+    assert put_count(sim) == 1 and first.changes[0].status == "sent"
+    clock.advance(60)  # the queue has run by now
+    shown = await integration.run(make_ctx(run_id="shown"))
+    assert shown.details["confirmed"] == 1 and shown.details["pending"] == 0
+    assert first.changes[0].status == "confirmed" and put_count(sim) == 1
+
+
+async def test_a_write_the_queue_drops_is_written_once_more_then_reported(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    pid = sim.add_product([{"barcode": "111", "quantity": 5}])
+    vid = sim.products[pid]["variants"][0]["id"]
+    clock.advance(3600)
+    integration = make_integration(ListSource([SourceItem("111", 8, "a")]),
+                                   confirm_within=300)
+    sim.drop_queued = 1
+    first = await integration.run(make_ctx())
+    assert first.counts.written == 1 and sim.dropped == [vid]
+    # Nothing shows and nothing is written again until the bound has passed.
+    for n in range(4):
+        clock.advance(60)
+        assert (await integration.run(make_ctx(run_id=f"w{n}"))).counts.written == 0
+    clock.advance(60)
+    sim.drop_queued = 1
+    again = await integration.run(make_ctx(run_id="again"))
+    assert again.counts.written == 1 and again.details["rewritten"] == 1
+    assert sim.count("GET", f"/products/{pid}.json") == 1  # read by id before it
+    assert first.changes[0].status == "unconfirmed"
+    for n in range(5):
+        clock.advance(60)
+        reported = await integration.run(make_ctx(run_id=f"r{n}"))
+    assert reported.details["unconfirmed"] == [f"{vid} (111) = 8"]
+    assert reported.counts.skipped_by_reason["unconfirmed"] == 1
+    assert "never showed in InSales" in reported.message
+    # And the shop still converges: the run that reported it writes afresh.
+    assert reported.counts.written == 1 and sim.variant(vid)["quantity"] == 8
+
+
+async def test_a_fenced_audit_stops_the_writes_and_fails_the_run(
+    sim: InSalesSimulator, make_integration: Factory, clock: FakeClock, state: DictState,
+) -> None:
+    for i in range(250):
+        sim.add_product([{"barcode": f"B{i:03d}", "quantity": 1}])
+    source = ListSource([SourceItem(f"B{i:03d}", 2, str(i)) for i in range(250)])
+
+    class Fenced(MemoryWriteAhead):
+        async def planned(self, changes: Any, *, may_take: float) -> None:
+            if self.changes:
+                raise WriteFenced("another replica holds the lease")
+            await super().planned(changes, may_take=may_take)
+
+    audit = Fenced()
+    ctx = RunContext(run_id="r1", dry_run=False, state=state,  # type: ignore[arg-type]
+                     clock=clock, audit=audit)
+    result = await make_integration(source, write_concurrency=1).run(ctx)
+    assert result.status == "failed"
+    assert "another replica holds the lease" in result.message
+    assert put_count(sim) == 1 and len(audit.changes) == 100
+    sent = {e["id"] for r in sim.requests if r.method == "PUT" for e in r.body["variants"]}
+    assert sent == {int(c.ref) for c in audit.changes}
+
+
+async def test_an_edit_during_our_writes_is_corrected_by_the_next_run(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pid = sim.add_product([{"barcode": "111", "quantity": 5}, {"barcode": "222", "quantity": 5}])
+    other = sim.add_product([{"barcode": "333", "quantity": 5}])
+    v1 = sim.products[pid]["variants"][0]["id"]
+    v3 = sim.products[other]["variants"][0]["id"]
+    clock.advance(3600)
+    source = ListSource([SourceItem("111", 5, "a"), SourceItem("222", 5, "b"),
+                         SourceItem("333", 5, "c")])
+    integration = make_integration(source)
+    await integration.run(make_ctx())
+    set_source(source, "111", 9)
+    real = integration.client.variants_group_update
+
+    async def editing(writes: Any) -> Any:
+        clock.advance(5)
+        sim.set_quantity(v3, 1)  # by hand, while our write is on its way
+        answer = await real(writes)
+        clock.advance(5)
+        new = sim.add_product([{"barcode": "222", "quantity": 0}])  # a twin of 222
+        assert new
+        return answer
+
+    monkeypatch.setattr(integration.client, "variants_group_update", editing)
+    clock.advance(60)
+    await integration.run(make_ctx(run_id="w"))
+    monkeypatch.undo()
+    set_source(source, "222", 7)
+    clock.advance(60)
+    after = await integration.run(make_ctx(run_id="next"))
+    assert sim.variant(v3)["quantity"] == 5 and sim.variant(v1)["quantity"] == 9
+    assert after.conflicts == ["222"]
+    assert all(v["quantity"] != 7 for v in sim.variants())
