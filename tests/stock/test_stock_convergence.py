@@ -4,9 +4,10 @@ Hundreds of runs against the InSales simulator while another actor edits
 quantities, adds products with new and with duplicated keys, changes keys,
 deletes and restores products, between runs and at random moments during
 them (mid-scan, during our writes), and InSales' queue applies our writes
-late. Checked throughout: a key duplicated in the shop since before a run
-began, or ambiguous in the source, is never written; every write sent was
-in the write-ahead audit before it went out. Checked after every quiet
+late (or, on an account that answers per variant, refuses variants of
+products deleted after the scan). Checked throughout: a key duplicated in
+the shop since before a run began, or ambiguous in the source, is never
+written; every write sent was in the write-ahead audit before it went out. Checked after every quiet
 period (two runs with no one else acting, plus the queue's delay): the shop
 holds the source's figure on every variant whose key it holds once.
 """
@@ -86,15 +87,18 @@ class Actor:
                 self.act()
 
 
-@pytest.mark.parametrize(("seed", "queue_delay", "concurrency"), [
-    (1, 0.0, 4), (2, 45.0, 1), (3, 100.0, 4),
+@pytest.mark.parametrize(("seed", "queue_delay", "concurrency", "per_variant"), [
+    (1, 0.0, 4, False), (2, 45.0, 1, False), (3, 100.0, 4, False), (4, 20.0, 2, True),
 ])
 async def test_the_shop_converges_and_the_rules_hold_whatever_happens(
     sim: InSalesSimulator, make_integration: Factory, state: DictState, clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch, seed: int, queue_delay: float, concurrency: int,
+    per_variant: bool,
 ) -> None:
     rng = random.Random(seed)
     sim.queue_delay = queue_delay
+    # An account that answers per variant and refuses variants of trashed products.
+    sim.reject_trashed = per_variant
     for n in range(40):
         sim.add_product([{"barcode": KEYS[(n * 7 + k) % len(KEYS)], "quantity": rng.randint(0, 9)}
                          for k in range(rng.randint(1, 3))])
@@ -157,8 +161,11 @@ async def test_the_shop_converges_and_the_rules_hold_whatever_happens(
                          clock=clock, audit=audit)
         result = await integration.run(ctx)
         assert result.status == "ok", (label, result.errors, result.message)
+        refused["deleted_in_target"] += result.counts.skipped_by_reason.get(
+            "deleted_in_target", 0)
         assert set(result.conflicts) >= ambiguous
 
+    refused = Counter[str]()
     runs = checks = 0
     for episode in range(30):
         busy = True
@@ -192,3 +199,6 @@ async def test_the_shop_converges_and_the_rules_hold_whatever_happens(
     assert len(sent) > 100
     assert {int(c.ref) for c in audit.changes} >= {vid for vid, _ in sent}
     assert any(c.status == "confirmed" for c in audit.changes)
+    if per_variant:  # some writes met a product deleted after the scan, and were refused
+        assert any(c.status == "refused" for c in audit.changes)
+        assert refused["deleted_in_target"] > 0
