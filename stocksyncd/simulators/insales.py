@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import base64
 import bisect
+import heapq
+import itertools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
@@ -197,7 +200,7 @@ class InSalesSimulator(Simulator):
             return json_response({"errors": ["bad paging parameters"]}, status=400,
                                  headers=self._usage())
         offset = (page - 1) * per_page
-        order, ids, rendered = self._listing(q)
+        orders, ids, rendered = self._listing(q)
         since_text = q.get("updated_since")
         if since_text:
             since = parse_time(since_text)
@@ -206,21 +209,25 @@ class InSalesSimulator(Simulator):
                                      headers=self._usage())
             # Items at exactly ``since`` with id <= from_id are skipped.
             start_key = (since, from_id + 1 if from_id is not None else -1)
-            start = bisect.bisect_left(order, start_key) + offset
-            listed = [pid for _, pid in order[start:start + per_page]]
+            # Each list is sorted: merge only the part this page can reach.
+            parts = [itertools.islice(order, start, start + offset + per_page)
+                     for order in orders if (start := bisect.bisect_left(order, start_key))
+                     < len(order)]
+            listed = [pid for _, pid in itertools.islice(heapq.merge(*parts), offset,
+                                                         offset + per_page)]
         else:
-            listed = ids[offset:offset + per_page]
+            listed = ids()[offset:offset + per_page]
         return json_response([rendered[pid] for pid in listed], headers=self._usage())
 
-    def _listing(self, q: Any) -> tuple[list[tuple[int, int]], list[int],
-                                        dict[int, dict[str, Any]]]:
-        """(cursor order, ids, products) of what the query lists: the shop, the trash, or both."""
+    def _listing(self, q: Any) -> tuple[list[list[tuple[int, int]]],
+                                        Callable[[], list[int]], dict[int, dict[str, Any]]]:
+        """(cursor orders, ids, products) of what the query lists: the shop, the trash, or both."""
         if _flag(q.get("with_deleted")):
             both = {**self.products, **self.trash}
-            return sorted(self._order + self._trash_order), sorted(both), both
+            return [self._order, self._trash_order], lambda: sorted(both), both
         if _flag(q.get("deleted")):
-            return self._trash_order, sorted(self.trash), self.trash
-        return self._order, self._ids, self.products
+            return [self._trash_order], lambda: sorted(self.trash), self.trash
+        return [self._order], lambda: self._ids, self.products
 
     async def _group_update(self, request: web.Request) -> web.Response:
         if (refused := self._gate(request)) is not None:
