@@ -112,11 +112,14 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
 
 async def _age_index(state: Any, integration: Any) -> None:
     """Make the stored InSales index an hour old: the next run is the hourly full refresh."""
-    from stocksyncd.integrations.stock.index import INDEX_SCOPE
+    from stocksyncd.integrations.stock.stored import INDEX_SCOPE
 
     stored = await state.get_value(INDEX_SCOPE, integration.index_key)
     stored["full_at"] -= 3600
     await state.set_value(INDEX_SCOPE, integration.index_key, stored)
+    # The copy the integration keeps in memory is that stored copy: age it alike.
+    if integration._index is not None:
+        integration._index.full_at -= 3600
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ For each catalogue size (variants, 5% of the stock changed):
    concurrency and the rate budgets (``bench/bound.py``);
 4. the steady state of the every-minute Kak2c -> InSales job.
 
-Plus CPU seconds of pure matching and planning at 100k variants, and (at
+Plus CPU seconds of pure matching and planning at 100k variants, CPU and
+state-store bytes of a quiet minute at 100k (``bench/quiet.py``), and (at
 10k) ``--repeats`` more daemon processes for the run-to-run spread of the
 cold and the hourly run. Raw results go
 to bench/results/*.json. ``--quick`` runs 1k and 10k only.
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print("cpu: matching and planning ...", flush=True)
         cpu = _child("bench.cpu", "100000")
         (RESULTS / "cpu.json").write_text(json.dumps(cpu, indent=1))
+        print("quiet minute: CPU and state bytes ...", flush=True)
+        quiet = _child("bench.quiet", "100000")
+        (RESULTS / "quiet.json").write_text(json.dumps(quiet, indent=1))
         print(f"done in {time.time() - started:.0f}s", flush=True)
     from bench.report import write_report
 

@@ -253,6 +253,9 @@ class StockSyncOptions(IntegrationBase):
     zero_guard: float = Field(default=0.5, ge=0.0, le=1.0)
     full_refresh: Duration = 3600.0
     write_concurrency: int = Field(default=4, ge=1, le=16)
+    # How long a written figure may take to show in InSales (its queue) before
+    # it is written once more, and after that once more before it is reported.
+    confirm_within: Duration = 600.0
 
 
 class MoySkladInSalesConfig(StockSyncOptions):

@@ -1,7 +1,8 @@
 """InSales REST client: product listing with variants and bulk stock updates.
 
 Only what the stock sync needs (products.json with its ``updated_since`` +
-``from_id`` cursor, variants_group_update.json). Retry, rate limiting and
+``from_id`` cursor and the trash, one product by id, variants_group_update.json,
+which only queues the update: its answer confirms nothing). Retry, rate limiting and
 status classification come from the injected ``Transport``; this module
 builds requests and turns answers into typed models, reporting malformed
 items instead of failing on them.
@@ -22,13 +23,15 @@ from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
-from stocksyncd.errors import InvalidResponseError
+from stocksyncd.errors import InvalidResponseError, NotFoundError
 from stocksyncd.http.decode import selective
 from stocksyncd.http.transport import Decoder, Transport
 from stocksyncd.numbers import MAX_STOCK, in_stock_range, plain_decimal
 
 API = "insales"
 PRODUCTS_PATH = "/admin/products.json"
+PRODUCT_PATH = "/admin/products/{id}.json"
+COUNT_PATH = "/admin/products/count.json"
 GROUP_UPDATE_PATH = "/admin/products/variants_group_update.json"
 MAX_PER_PAGE = 250
 MAX_GROUP_UPDATE = 100
@@ -89,6 +92,7 @@ class ProductPage:
     last_updated_at: str | None = None  # cursor of the last item (even if it did not parse)
     last_id: int | None = None
     server_time: str | None = None  # the answer's Date header, ISO 8601 (InSales' clock)
+    deleted: list[int] = field(default_factory=list)  # trashed (``archived``) products listed
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,12 @@ class VariantWrite:
 
 @dataclass
 class GroupUpdateResult:
-    """What InSales said about one variants_group_update batch."""
+    """What InSales said about one variants_group_update batch.
+
+    ``ok`` were taken (queued: InSales applies them later, so only a later
+    read confirms them); ``failed`` were refused, which only the older
+    per-variant answer can say.
+    """
 
     ok: list[int]
     failed: dict[int, str]  # variant id -> reason
@@ -293,6 +302,7 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
         ("id", _Id),
         ("variants", GenericAlias(list, variant)),
         ("updated_at", str | None, None),
+        ("archived", bool | None, None),
     ], gc=False)
     return selective(GenericAlias(list, product))
 
@@ -327,9 +337,11 @@ def products_from_wire(items: list[Any], warehouses: tuple[int, ...]) -> list[Pr
 def parse_group_update(body: Any, sent: Sequence[int]) -> GroupUpdateResult:
     """Per-variant outcome of a 2xx group update.
 
-    The answer's shape is not documented for certain: a list of
-    ``{"id", "status", "errors"}`` is read entry by entry; any other shape
-    means the batch as a whole was accepted.
+    InSales' docs: the update is queued and the answer is ``[]``, so every
+    variant sent was taken and nothing is confirmed. An older per-variant
+    answer (a list of ``{"id", "status", "errors"}``) is read entry by entry,
+    in case an account answers that way; any other shape means the batch as
+    a whole was taken.
     """
     if not isinstance(body, list) or not all(
         isinstance(e, dict) and "status" in e for e in body
@@ -376,12 +388,15 @@ class InSalesClient:
         updated_since: str | None = None,
         from_id: int | None = None,
         deleted: bool = False,
+        with_deleted: bool = False,
     ) -> ProductPage:
         """One page of ``GET /admin/products.json``.
 
         With ``updated_since`` the answer is ordered by (updated_at, id) and
         ``from_id`` skips items at exactly ``updated_since`` with id <= from_id.
-        ``deleted``: list the trash (products deleted in the shop) instead.
+        ``deleted``: list the trash (products deleted in the shop) instead;
+        ``with_deleted``: the trash too. Trashed products (``archived``) go to
+        the page's ``deleted``, not its ``products``.
         """
         params: dict[str, str | int | float] = {
             "page": page, "per_page": min(per_page, MAX_PER_PAGE),
@@ -390,7 +405,9 @@ class InSalesClient:
             params["updated_since"] = updated_since
             if from_id is not None:
                 params["from_id"] = from_id
-        if deleted:
+        if with_deleted:
+            params["with_deleted"] = "true"
+        elif deleted:
             params["deleted"] = "true"
         response = await self.transport.request("GET", PRODUCTS_PATH, params=params,
                                                 decoder=self._decode_products)
@@ -404,10 +421,19 @@ class InSalesClient:
         result = ProductPage(products=[], raw_count=len(data), problems=problems,
                              server_time=_server_time(response.headers.get("Date")))
         if data and isinstance(data[0], msgspec.Struct):  # typed by the decoder
-            result.products = products_from_wire(data, self._warehouses)
+            result.deleted = [item.id for item in data if item.archived]
+            live = [item for item in data if not item.archived] if result.deleted else data
+            result.products = products_from_wire(live, self._warehouses)
             result.last_updated_at, result.last_id = data[-1].updated_at, data[-1].id
             return result
-        result.products = [p for raw in data if (p := parse_product(raw, problems)) is not None]
+        for raw in data:
+            product = parse_product(raw, problems)
+            if product is None:
+                continue
+            if isinstance(raw, dict) and raw.get("archived") is True:
+                result.deleted.append(product.id)
+            else:
+                result.products.append(product)
         if data and isinstance(data[-1], dict):
             last = data[-1]
             updated = last.get("updated_at")
@@ -415,8 +441,38 @@ class InSalesClient:
             result.last_id = _int_id(last.get("id"))
         return result
 
+    async def products_count(self) -> int:
+        """``GET /admin/products/count.json``: products in the shop (the trash not counted)."""
+        response = await self.transport.request("GET", COUNT_PATH, expect_json=True)
+        data = response.json()
+        count = data.get("count") if isinstance(data, dict) else None
+        if type(count) is not int or count < 0:
+            raise InvalidResponseError(API, f"count.json answered {str(data)[:200]!r}",
+                                       status=response.status)
+        return count
+
+    async def product(self, product_id: int) -> Product | None:
+        """``GET /admin/products/{id}.json``; None when InSales no longer has it (or trashed it)."""
+        try:
+            response = await self.transport.request(
+                "GET", PRODUCT_PATH.format(id=product_id), expect_json=True)
+        except NotFoundError:
+            return None
+        data = response.json()
+        problems: list[str] = []
+        product = parse_product(data, problems)
+        if product is None:
+            raise InvalidResponseError(API, f"product {product_id}: {'; '.join(problems)}",
+                                       status=response.status)
+        if isinstance(data, dict) and data.get("archived") is True:
+            return None
+        return product
+
     async def variants_group_update(self, writes: Sequence[VariantWrite]) -> GroupUpdateResult:
-        """``PUT /admin/products/variants_group_update.json`` for at most 100 variants."""
+        """``PUT /admin/products/variants_group_update.json`` for at most 100 variants.
+
+        The update is queued: ``ok`` means taken, not applied (read it back).
+        """
         if not writes:
             return GroupUpdateResult(ok=[], failed={})
         if len(writes) > MAX_GROUP_UPDATE:

@@ -18,7 +18,6 @@ from stocksyncd.clients.moysklad import (
 from stocksyncd.integrations.stock.keys import Unusable
 from stocksyncd.integrations.stock.model import SourceItem
 from stocksyncd.integrations.stock.pipeline import build_stock_integration
-from stocksyncd.integrations.stock.slices import in_slices
 
 if TYPE_CHECKING:
     from stocksyncd.config import Config, MoySkladInSalesConfig
@@ -57,10 +56,7 @@ class MoySkladSource:
             raise failed.exceptions[0] from None
         products, stock = products_task.result(), stock_task.result()
         items: list[SourceItem] = []
-        # A part at a time: the shop's answers, read meanwhile, need not wait
-        # for 10k rows to be joined.
-        async for part in in_slices(products):
-            _join(part, stock, self.key, items)
+        _join(products, stock, self.key, items)
         return items
 
     def requests_made(self) -> int:

@@ -6,7 +6,11 @@ products.json with ``page``/``per_page`` (max 250) and the ``updated_since``
 it, a trash (``delete_product`` moves a product there, marked ``archived``
 and with ``updated_at`` bumped; ``with_deleted`` lists it too, ``deleted``
 only the trash), ``updated_at`` bumped on every write, variants_group_update
-with per-variant results (more than 100 refused with 422),
+that queues the update and answers 200 ``[]`` at once (more than 100 refused
+with 422), the queue applied ``queue_delay`` seconds later (an item for a
+variant that is gone is dropped silently, and ``drop_queued`` drops the next
+items silently too), or with ``reject_trashed`` the per-variant answer some
+accounts may give, refusing variants of trashed products,
 ``API-Usage-Limit: n/500`` on every answer and 503 (or 429) with
 ``Retry-After`` once the window's budget is spent. Time comes from
 the injected clock, so tests move through windows without sleeping.
@@ -19,8 +23,11 @@ from __future__ import annotations
 
 import base64
 import bisect
+import heapq
+import itertools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
@@ -81,6 +88,7 @@ class InSalesSimulator(Simulator):
         limit: int = 500,
         window: float = 300.0,
         limit_status: int = 503,
+        queue_delay: float = 0.0,
     ) -> None:
         self.api_key = api_key
         self.password = password
@@ -99,6 +107,16 @@ class InSalesSimulator(Simulator):
         self._window_start: float | None = None
         self.used = 0
         self.refused = 0  # requests answered with the over-budget status
+        # variants_group_update's queue: (when due, order, variant id, fields)
+        self.queue_delay = queue_delay
+        self.queue: list[tuple[float, int, Any, dict[str, Any]]] = []
+        self._queued = 0
+        self.drop_queued = 0  # the next this many queued items vanish silently
+        self.dropped: list[int] = []  # variant ids whose queued update vanished
+        # Answer per variant (the undocumented older shape), refusing variants of
+        # trashed products, instead of queueing everything and answering [].
+        self.reject_trashed = False
+        self._trashed_variant: dict[int, int] = {}  # variant id -> trashed product id
         super().__init__(clock=clock, latency=latency)
 
     # -- routes ------------------------------------------------------------
@@ -106,6 +124,7 @@ class InSalesSimulator(Simulator):
         """products.json, products/count.json, variants_group_update.json, account.json."""
         app.router.add_get("/admin/products.json", self._list_products)
         app.router.add_get("/admin/products/count.json", self._count_products)
+        app.router.add_get("/admin/products/{id:\\d+}.json", self._get_product)
         app.router.add_put("/admin/products/variants_group_update.json", self._group_update)
         app.router.add_get("/admin/account.json", self._account)
 
@@ -128,6 +147,7 @@ class InSalesSimulator(Simulator):
         if request.headers.get("Authorization", "") != f"Basic {expected}":
             return json_response({"errors": ["401 Unauthorized"]}, status=401,
                                  headers={"WWW-Authenticate": 'Basic realm="Application"'})
+        self.process_queue()
         now = self.clock.monotonic()
         if self._window_start is None or now >= self._window_start + self.window:
             # The window starts at the first request of a series.
@@ -159,6 +179,15 @@ class InSalesSimulator(Simulator):
             return refused
         return json_response({"count": len(self.products)}, headers=self._usage())
 
+    async def _get_product(self, request: web.Request) -> web.Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        pid = int(request.match_info["id"])
+        product = self.products.get(pid) or self.trash.get(pid)
+        if product is None:
+            return json_response({"errors": ["Not found"]}, status=404, headers=self._usage())
+        return json_response(product, headers=self._usage())
+
     async def _list_products(self, request: web.Request) -> web.Response:
         if (refused := self._gate(request)) is not None:
             return refused
@@ -171,7 +200,7 @@ class InSalesSimulator(Simulator):
             return json_response({"errors": ["bad paging parameters"]}, status=400,
                                  headers=self._usage())
         offset = (page - 1) * per_page
-        order, ids, rendered = self._listing(q)
+        orders, ids, rendered = self._listing(q)
         since_text = q.get("updated_since")
         if since_text:
             since = parse_time(since_text)
@@ -180,21 +209,25 @@ class InSalesSimulator(Simulator):
                                      headers=self._usage())
             # Items at exactly ``since`` with id <= from_id are skipped.
             start_key = (since, from_id + 1 if from_id is not None else -1)
-            start = bisect.bisect_left(order, start_key) + offset
-            listed = [pid for _, pid in order[start:start + per_page]]
+            # Each list is sorted: merge only the part this page can reach.
+            parts = [itertools.islice(order, start, start + offset + per_page)
+                     for order in orders if (start := bisect.bisect_left(order, start_key))
+                     < len(order)]
+            listed = [pid for _, pid in itertools.islice(heapq.merge(*parts), offset,
+                                                         offset + per_page)]
         else:
-            listed = ids[offset:offset + per_page]
+            listed = ids()[offset:offset + per_page]
         return json_response([rendered[pid] for pid in listed], headers=self._usage())
 
-    def _listing(self, q: Any) -> tuple[list[tuple[int, int]], list[int],
-                                        dict[int, dict[str, Any]]]:
-        """(cursor order, ids, products) of what the query lists: the shop, the trash, or both."""
+    def _listing(self, q: Any) -> tuple[list[list[tuple[int, int]]],
+                                        Callable[[], list[int]], dict[int, dict[str, Any]]]:
+        """(cursor orders, ids, products) of what the query lists: the shop, the trash, or both."""
         if _flag(q.get("with_deleted")):
             both = {**self.products, **self.trash}
-            return sorted(self._order + self._trash_order), sorted(both), both
+            return [self._order, self._trash_order], lambda: sorted(both), both
         if _flag(q.get("deleted")):
-            return self._trash_order, sorted(self.trash), self.trash
-        return self._order, self._ids, self.products
+            return [self._trash_order], lambda: sorted(self.trash), self.trash
+        return [self._order], lambda: self._ids, self.products
 
     async def _group_update(self, request: web.Request) -> web.Response:
         if (refused := self._gate(request)) is not None:
@@ -214,22 +247,42 @@ class InSalesSimulator(Simulator):
             )
         results: list[dict[str, Any]] = []
         for entry in variants:
-            results.append(self._apply_entry(entry))
-        return json_response(results, headers=self._usage())
+            vid = entry.get("id") if isinstance(entry, dict) else None
+            if self.reject_trashed and vid in self._trashed_variant:
+                results.append({"id": vid, "status": "error",
+                                "errors": [f"product {self._trashed_variant[vid]} is deleted"]})
+                continue
+            self._queued += 1
+            self.queue.append((self.clock.time() + self.queue_delay, self._queued, vid,
+                               dict(entry) if isinstance(entry, dict) else {}))
+            results.append({"id": vid, "status": "ok"})
+        self.process_queue()
+        return json_response(results if self.reject_trashed else [], headers=self._usage())
 
-    def _apply_entry(self, entry: Any) -> dict[str, Any]:
-        vid = entry.get("id") if isinstance(entry, dict) else None
+    def process_queue(self, *, everything: bool = False) -> None:
+        """Apply the queued updates that are due (``everything``: all of them now)."""
+        now = self.clock.time()
+        while self.queue and (everything or self.queue[0][0] <= now):
+            _, _, vid, entry = self.queue.pop(0)
+            if self.drop_queued > 0:
+                self.drop_queued -= 1
+                self.dropped.append(vid)
+                continue
+            self._apply_entry(entry)
+
+    def _apply_entry(self, entry: dict[str, Any]) -> None:
+        """One queued update; one InSales cannot apply is dropped, as the queue does."""
+        vid = entry.get("id")
         if not isinstance(vid, int) or vid not in self._variant_product:
-            return {"id": vid, "status": "error", "errors": ["variant not found"]}
+            return
         fields = {k: v for k, v in entry.items() if k != "id"}
         for name, value in fields.items():
             if name != "quantity" and not name.startswith("quantity_at_warehouse"):
                 continue
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             if value is not None and not numeric:
-                return {"id": vid, "status": "error", "errors": [f"{name} is not a number"]}
+                return
         self.update_variant(vid, **fields)
-        return {"id": vid, "status": "ok"}
 
     # -- data --------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -293,12 +346,28 @@ class InSalesSimulator(Simulator):
         product = self.products.pop(pid)
         for v in product["variants"]:
             self._variant_product.pop(v["id"], None)
+            self._trashed_variant[v["id"]] = pid
         ms = self._updated_ms.pop(pid)
         self._order.remove((ms, pid))
         self._ids.remove(pid)
         product["archived"] = True
         self.trash[pid] = product
         bisect.insort(self._trash_order, (ms, pid))
+
+    def restore_product(self, pid: int) -> None:
+        """Take a product back out of the trash, as the back office does (bumps updated_at)."""
+        product = self.trash.pop(pid)
+        ms = next(m for m, p in self._trash_order if p == pid)
+        self._trash_order.remove((ms, pid))
+        product["archived"] = False
+        self.products[pid] = product
+        for v in product["variants"]:
+            self._trashed_variant.pop(v["id"], None)
+            self._variant_product[v["id"]] = pid
+        bisect.insort(self._ids, pid)
+        self._updated_ms[pid] = ms
+        bisect.insort(self._order, (ms, pid))
+        self._touch(pid)
 
     def variant(self, variant_id: int) -> dict[str, Any]:
         """The stored variant (a live dict: do not modify, use ``update_variant``)."""

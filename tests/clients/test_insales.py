@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +21,7 @@ from stocksyncd.clients.insales import (
     basic_auth,
     parse_group_update,
     parse_product,
+    parse_variant,
     products_decoder,
     products_from_wire,
 )
@@ -112,8 +115,11 @@ async def test_deleted_products_go_to_the_trash(
     # The trash, with the moment of deletion as updated_at; a window before it finds it.
     trash = await client.products_page(updated_since="2026-01-01T00:09:59.000+00:00",
                                        deleted=True)
-    assert [p.id for p in trash.products] == [gone]
-    assert trash.products[0].updated_at == "2026-01-01T03:10:00.000+03:00"
+    assert trash.deleted == [gone] and trash.products == []
+    with_trash = await client.products_page(updated_since="2026-01-01T00:09:59.000+00:00",
+                                            with_deleted=True)
+    assert with_trash.deleted == [gone] and with_trash.last_id == gone
+    assert with_trash.last_updated_at == "2026-01-01T03:10:00.000+03:00"
     later = await client.products_page(updated_since="2026-01-01T00:10:01.000+00:00",
                                        deleted=True)
     assert later.raw_count == 0
@@ -122,9 +128,18 @@ async def test_deleted_products_go_to_the_trash(
                              headers=basic_auth(shop.api_key, shop.password))
     body = await both.json()
     assert [(p["id"], p["archived"]) for p in body] == [(kept, False), (gone, True)]
-    # A deleted product's variants cannot be written.
+    assert await client.product(gone) is None  # trashed
+    assert await client.product(987654) is None  # unknown: 404
+    assert [v.sku for v in (await client.product(kept) or Product(0, "", ())).variants] == ["K"]
+    # A deleted product's variants are taken by the queue and never applied...
     result = await client.variants_group_update([VariantWrite(vid, "quantity", 3)])
-    assert result.failed == {vid: "variant not found"}
+    assert result.ok == [vid] and result.body == []
+    # ...unless the account answers per variant, refusing them.
+    shop.reject_trashed = True
+    result = await client.variants_group_update([VariantWrite(vid, "quantity", 3)])
+    assert result.failed == {vid: f"product {gone} is deleted"}
+    shop.restore_product(gone)
+    assert [p.id for p in (await client.products_page()).products] == [kept, gone]
 
 
 async def test_parses_variants_and_warehouses(
@@ -204,9 +219,10 @@ async def test_garbage_on_the_wire_does_not_crash(
     assert len(page.problems) == 3
 
 
-async def test_group_update_writes_and_reports_per_variant(
+async def test_group_update_is_queued_and_answers_an_empty_list(
     shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
+    shop.queue_delay = 30.0
     pid = shop.add_product([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}])
     va, vb = (v["id"] for v in shop.products[pid]["variants"])
     before = shop.products[pid]["updated_at"]
@@ -216,12 +232,16 @@ async def test_group_update_writes_and_reports_per_variant(
         VariantWrite(va, "quantity", 10), VariantWrite(999, "quantity", 3),
         VariantWrite(vb, "quantity_at_warehouse0", 4),
     ])
-    assert result.ok == [va, vb]
-    assert list(result.failed) == [999]
+    assert result.body == [] and result.ok == [va, 999, vb] and result.failed == {}
+    # Taken, not applied: a read shows the old figures until the queue runs.
+    assert shop.variant(va)["quantity"] == 1
+    assert [v.quantity for v in (await client.products_page()).products[0].variants] == [1, 2]
+    clock.advance(30)
+    shop.process_queue()
     assert shop.variant(va)["quantity"] == 10
     assert shop.variant(vb)["quantity_at_warehouse0"] == 4
     assert shop.products[pid]["updated_at"] != before
-    assert shop.requests[-1].body == {"variants": [
+    assert shop.requests[-2].body == {"variants": [
         {"id": va, "quantity": 10}, {"id": 999, "quantity": 3},
         {"id": vb, "quantity_at_warehouse0": 4}]}
 
@@ -238,6 +258,20 @@ async def test_group_update_limit_is_100(
                            json={"variants": [{"id": i, "quantity": 1} for i in range(101)]},
                            headers=basic_auth(shop.api_key, shop.password)) as resp:
         assert resp.status == 422
+
+
+async def test_the_queue_can_drop_an_item_silently(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    pid = shop.add_product([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}])
+    va, vb = (v["id"] for v in shop.products[pid]["variants"])
+    shop.drop_queued = 1
+    client = make_client(shop, session, clock)
+    result = await client.variants_group_update([VariantWrite(va, "quantity", 10),
+                                                 VariantWrite(vb, "quantity", 20)])
+    assert result.ok == [va, vb]
+    assert (shop.variant(va)["quantity"], shop.variant(vb)["quantity"]) == (1, 20)
+    assert shop.dropped == [va]
 
 
 def test_group_update_answer_shapes() -> None:
@@ -372,3 +406,85 @@ def test_a_variant_id_is_a_positive_ascii_integer_below_2_63(raw_id: object) -> 
     problems: list[str] = []
     products = [p for raw in decoded if (p := parse_product(raw, problems)) is not None]
     assert products[0].variants == () and "variant without a valid id" in problems[0]
+
+
+async def test_budget_counts_others_use_even_when_ours_is_higher(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """3 of 10 already used by other apps: we send 7 more, never an eleventh into a 503."""
+    shop.limit, shop.used = 10, 0
+    limiter = WindowLimiter(10, 300, concurrency=4, clock=clock, usage_header="API-Usage-Limit")
+    client = make_client(shop, session, clock, limiter=limiter)
+    await client.products_page()
+    shop.used += 3  # other applications, while our count is already 1
+    await asyncio.gather(*(client.products_page() for _ in range(9)))
+    assert shop.refused == 0
+    assert shop.count("GET") == 10  # 6 more in the first window, the rest after it
+    assert limiter.waited > 0
+
+
+async def test_budget_is_the_servers_figure_plus_what_we_sent_since(clock: FakeClock) -> None:
+    limiter = WindowLimiter(10, 300, clock=clock, usage_header="API-Usage-Limit")
+    async with limiter.slot():
+        pass
+    limiter.observe({"API-Usage-Limit": "6/10"})
+    assert limiter.used == 6  # the server's figure, although we sent 1
+    async with limiter.slot(), limiter.slot():
+        # Both of ours are unanswered: the server may not have counted them yet.
+        limiter.observe({"API-Usage-Limit": "7/10"})
+        assert limiter.used == 9
+    clock.advance(301)
+    assert limiter.used == 0
+    limiter.observe({"API-Usage-Limit": "2/10"})
+    assert limiter.used == 2
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "insales"
+
+
+def _fixture(name: str) -> Any:
+    return orjson.loads((FIXTURES / name).read_bytes())
+
+
+def test_every_insales_fixture_has_a_parsing_test() -> None:
+    tested = {"docs_product_create_201_913.json", "docs_product_options_985.json",
+              "docs_variant_update_200_2176487279.json", "docs_variants_group_update_200.json",
+              "webhook_products_update_408696716.json"}
+    assert {p.name for p in FIXTURES.glob("*.json")} == tested
+
+
+def test_fixture_product_create_warehouse_figure_as_a_string() -> None:
+    problems: list[str] = []
+    product = parse_product(_fixture("docs_product_create_201_913.json"), problems)
+    assert problems == []
+    assert product == Product(913, "", (
+        Variant(2176487279, 913, "DOCS-SIMPLE", "4600000000017", 3.0, {0: 3.0}),))
+
+
+def test_fixture_product_options_without_quantity() -> None:
+    problems: list[str] = []
+    product = parse_product(_fixture("docs_product_options_985.json"), problems)
+    assert problems == []
+    assert product == Product(985, "", (Variant(2176487289, 985, "DOCS-M2", None, None),))
+
+
+def test_fixture_variant_update() -> None:
+    problems: list[str] = []
+    variant = parse_variant(_fixture("docs_variant_update_200_2176487279.json"), 913, problems)
+    assert problems == []
+    assert variant == Variant(2176487279, 913, "DOCS-SIMPLE-2", "4600000000018", 3.0, {0: 3.0})
+
+
+def test_fixture_group_update_is_queued() -> None:
+    result = parse_group_update(_fixture("docs_variants_group_update_200.json"), [7, 8])
+    assert result.ok == [7, 8] and result.failed == {} and result.body == []
+
+
+def test_fixture_webhook_products_both_parsers_agree() -> None:
+    raw = (FIXTURES / "webhook_products_update_408696716.json").read_bytes()
+    expected = [Product(408696716, "2023-11-22T14:24:30.000+03:00", (
+        Variant(680650527, 408696716, "testArticle", None, None, {0: 0.0}),))]
+    assert products_from_wire(products_decoder((0,))(raw), (0,)) == expected
+    problems: list[str] = []
+    assert [parse_product(p, problems) for p in orjson.loads(raw)] == expected
+    assert problems == []

@@ -14,7 +14,7 @@ from stocksyncd.integrations.stock.model import SourceItem
 
 
 class DictState:
-    """The two StateStore methods the pipeline uses, backed by a dict."""
+    """The StateStore methods the pipeline uses, backed by a dict."""
 
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], Any] = {}
@@ -28,6 +28,9 @@ class DictState:
     async def set_value(self, scope: str, key: str, value: Any) -> None:
         self.writes += 1
         self.values[(scope, key)] = value
+
+    async def delete_value(self, scope: str, key: str) -> None:
+        self.values.pop((scope, key), None)
 
 
 class ListSource:

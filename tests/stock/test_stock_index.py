@@ -1,19 +1,23 @@
-"""The InSales index: watermark arithmetic, when to scan fully, persistence."""
+"""The InSales index: watermark arithmetic, when to scan fully, pending writes, the stored copy."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
+from stock_fakes import DictState
 
 from stocksyncd.clients.insales import Product, Variant
 from stocksyncd.integrations.stock.index import (
-    IndexJournal,
     InSalesIndex,
-    JournalEntry,
     ScanResult,
     latest,
     needs_full,
     window_start,
 )
+from stocksyncd.integrations.stock.pending import Pending, Verdicts
+from stocksyncd.integrations.stock.stored import INDEX_SCOPE, StoredIndex
 
 
 def test_latest_compares_instants_across_offsets() -> None:
@@ -33,7 +37,6 @@ def test_window_start_subtracts_overlap_keeping_offset() -> None:
 
 @pytest.mark.parametrize(("index", "now", "reason"), [
     (None, 100.0, "no index yet"),
-    (InSalesIndex(watermark="w", full_at=100.0, stale=True), 110.0, "index marked stale"),
     (InSalesIndex(watermark=None, full_at=100.0), 110.0, "index incomplete"),
     (InSalesIndex(watermark="w", full_at=100.0), 50.0, "wall clock moved back"),
     (InSalesIndex(watermark="w", full_at=100.0), 3700.0, "full refresh due"),
@@ -55,138 +58,166 @@ def product(pid: int, updated: str, *variants: Variant) -> Product:
     return Product(id=pid, updated_at=updated, variants=variants)
 
 
-def test_merge_replaces_products_and_moves_watermark() -> None:
+T0 = "2026-01-01T00:00:00.000+00:00"
+T1 = "2026-01-01T00:01:00.000+00:00"
+
+
+def test_merge_replaces_products_drops_deleted_ones_and_moves_watermark() -> None:
     index = InSalesIndex()
     v1 = Variant(1, 10, "A", "111", 5.0, {0: 5.0})
     v2 = Variant(2, 10, "B", "222", 1.0)
-    index.merge(ScanResult({10: product(10, "2026-01-01T00:00:00.000+00:00", v1, v2)}, 1, [],
-                           server_time="2026-01-01T00:05:00.000+00:00"))
+    index.merge(ScanResult({10: product(10, T0, v1, v2), 11: product(11, T0)}, 1, [],
+                           server_time="2026-01-01T00:05:00.000+00:00"), Verdicts())
     assert index.watermark == "2026-01-01T00:05:00.000+00:00"
-    # The product now has one variant with a new barcode: the old variant disappears.
+    # The product now has one variant with a new barcode: the old variant disappears;
+    # product 11 went to the trash.
     v1b = Variant(1, 10, "A", "999", 5.0)
-    index.merge(ScanResult({10: product(10, "2026-01-01T00:06:00.000+00:00", v1b)}, 1, []))
-    assert [(v.id, v.barcode) for v in index.variants()] == [(1, "999")]
+    index.merge(ScanResult({10: product(10, "2026-01-01T00:06:00.000+00:00", v1b)}, 1, [],
+                           deleted={11}), Verdicts())
+    assert index.products == {10: product(10, "2026-01-01T00:06:00.000+00:00", v1b)}
     assert index.watermark == "2026-01-01T00:06:00.000+00:00"
-
-
-def test_record_writes_and_round_trip() -> None:
-    index = InSalesIndex(watermark="2026-01-01T00:00:00.000+00:00", full_at=5.0)
-    index.merge(ScanResult({10: product(10, "2026-01-01T00:00:00.000+00:00",
-                                        Variant(1, 10, "A", "111", 5.0, {0: 2.0, 1: 3.0}),
-                                        Variant(2, 10, None, None, None))}, 1, []))
-    index.record_writes([(1, 7)], "quantity")
-    index.record_writes([(1, 9)], "quantity_at_warehouse1")
-    (v1, _) = index.variants()
-    assert v1.quantity == 7.0 and v1.warehouses == {0: 2.0, 1: 9.0}
-    restored = InSalesIndex.from_json(index.to_json())
-    assert restored is not None
-    assert restored.products == index.products
-    assert (restored.watermark, restored.full_at, restored.stale) == (
-        index.watermark, 5.0, False)
-
-
-@pytest.mark.parametrize("stored", [
-    None, [], {"version": 0}, {"version": 1}, {"version": 1, "products": [[1, "x"]]},
-    {"version": 1, "products": [["a", "x", []]]},
-])
-def test_damaged_stored_index_means_full_scan(stored: object) -> None:
-    assert InSalesIndex.from_json(stored) is None
+    assert index.dirty == {10, 11}
 
 
 def test_watermark_is_the_scan_start_not_the_newest_updated_at() -> None:
     index = InSalesIndex()
     index.merge(ScanResult({10: product(10, "2026-01-01T00:09:00.000+00:00")}, 1, [],
-                           server_time="2026-01-01T00:05:00.000+00:00"))
+                           server_time="2026-01-01T00:05:00.000+00:00"), Verdicts())
     # A product stamped after the scan began (changed during the scan) does not move it.
     assert index.watermark == "2026-01-01T00:05:00.000+00:00"
     assert index.since(60) == "2026-01-01T00:04:00.000+00:00"
 
 
-def test_writes_move_the_next_window_past_them() -> None:
-    index = InSalesIndex(watermark="2026-01-01T00:05:00.000+00:00")
-    index.mark_written(None)  # no Date on the answers: our writes are read back
-    assert index.since(60) == "2026-01-01T00:04:00.000+00:00"
-    index.mark_written("2026-01-01T00:05:07.000+00:00")
-    index.mark_written("2026-01-01T00:05:03.000+00:00")  # an earlier answer never moves it back
-    assert index.written_until == "2026-01-01T00:05:08.000+00:00"
-    assert index.since(60) == "2026-01-01T00:05:08.000+00:00"
-    # Much later, the overlap before a newer scan decides again.
-    index.merge(ScanResult({}, 1, [], server_time="2026-01-01T00:10:00.000+00:00"))
-    assert index.since(60) == "2026-01-01T00:09:00.000+00:00"
-    restored = InSalesIndex.from_json(index.to_json())
-    assert restored is not None and restored.written_until == index.written_until
+def _pending(vid: int, pid: int, value: int, *, base: str = T0, sent_at: float = 100.0,
+             attempt: int = 1) -> Pending:
+    return Pending(vid, pid, f"K{vid}", value, sent_at, base, attempt)
 
 
-def _stored_with_one_variant(snapshot: str) -> InSalesIndex:
-    index = InSalesIndex(watermark="2026-01-01T00:00:00.000+00:00", full_at=5.0,
-                         snapshot=snapshot)
-    index.products[10] = Product(10, "2026-01-01T00:00:00.000+00:00",
-                                 (Variant(1, 10, "A", None, 5.0, {2: 1.0}),))
+def test_a_read_decides_pending_writes() -> None:
+    index = InSalesIndex(field="quantity")
+    index.pending = {1: _pending(1, 10, 7), 2: _pending(2, 10, 8), 3: _pending(3, 20, 9),
+                     4: _pending(4, 30, 4), 5: _pending(5, 40, 5)}
+    verdicts = Verdicts()
+    index.take([
+        product(10, T0, Variant(1, 10, "A", None, 7.0), Variant(2, 10, "B", None, 1.0)),
+        product(20, T1, Variant(3, 20, "C", None, 2.0)),  # changed since: someone else's 2
+        product(30, T1),  # the variant was removed
+    ], verdicts)
+    index.remove(40, verdicts)
+    assert [p.variant_id for p in verdicts.confirmed] == [1]
+    assert [(p.variant_id, shown) for p, shown in verdicts.superseded] == [(3, 2.0)]
+    assert sorted(p.variant_id for p in verdicts.deleted) == [4, 5]
+    # Unchanged since the write and not showing it yet: InSales' queue has not run.
+    assert list(index.pending) == [2] and index.pending_dirty
+
+
+def test_a_warehouse_figure_confirms_a_warehouse_write() -> None:
+    index = InSalesIndex(field="quantity_at_warehouse1")
+    index.pending = {1: _pending(1, 10, 7)}
+    verdicts = Verdicts()
+    index.take([product(10, T0, Variant(1, 10, "A", None, 9.0, {0: 1.0, 1: 7.0}))], verdicts)
+    assert [p.variant_id for p in verdicts.confirmed] == [1] and index.pending == {}
+
+
+def test_overdue_writes_are_written_again_once_then_reported() -> None:
+    index = InSalesIndex(field="quantity")
+    index.pending = {1: _pending(1, 10, 7, sent_at=100.0),
+                     2: _pending(2, 10, 8, sent_at=100.0, attempt=2),
+                     3: _pending(3, 10, 9, sent_at=650.0)}
+    overdue = index.overdue(700.0, 600.0)
+    assert [p.variant_id for p in overdue] == [1, 2]
+    verdicts = Verdicts()
+    index.expire(overdue, verdicts)
+    assert [p.variant_id for p in verdicts.rewrite] == [1]
+    assert [p.variant_id for p in verdicts.unconfirmed] == [2]
+    assert list(index.pending) == [3]
+
+
+def test_a_fresh_index_judges_the_pending_writes_it_adopts() -> None:
+    fresh = InSalesIndex(field="quantity",
+                         products={10: product(10, T0, Variant(1, 10, "A", None, 7.0))})
+    verdicts = Verdicts()
+    fresh.adopt({1: _pending(1, 10, 7), 2: _pending(2, 99, 1)}, verdicts)
+    assert [p.variant_id for p in verdicts.confirmed] == [1]
+    assert [p.variant_id for p in verdicts.deleted] == [2]  # its product is gone
+    assert fresh.pending == {}
+
+
+def _index(n: int) -> InSalesIndex:
+    index = InSalesIndex(watermark=T0, full_at=5.0, field="quantity")
+    for pid in range(1, n + 1):
+        index.products[pid] = product(pid, T0, Variant(pid * 10, pid, f"S{pid}", None, 1.0,
+                                                       {2: 3.0}))
     return index
 
 
-def _journal(snapshot: str, *entries: JournalEntry) -> dict[str, object]:
-    return IndexJournal(snapshot, list(entries)).to_json()
+def _bytes(state: DictState, before: dict[tuple[str, str], Any]) -> int:
+    return sum(len(orjson.dumps(v)) for k, v in state.values.items() if before.get(k) is not v)
 
 
-def test_a_journal_redoes_its_runs_on_its_own_copy() -> None:
-    stored = _stored_with_one_variant("s1").to_json()
-    read = Product(11, "2026-01-01T00:02:00.000+00:00", (Variant(2, 11, "B", None, 3.0),))
-    journal = _journal(
-        "s1",
-        JournalEntry([], [(1, 7)], "quantity_at_warehouse2",
-                     watermark="2026-01-01T00:01:00.000+00:00",
-                     written_until="2026-01-01T00:01:05.000+00:00"),
-        # The next run read product 11 and wrote it; then nothing for a minute.
-        JournalEntry([read], [(2, 4)], "quantity", watermark="2026-01-01T00:02:00.000+00:00",
-                     written_until="2026-01-01T00:02:09.000+00:00"),
-        JournalEntry([], [], "quantity", watermark="2026-01-01T00:03:00.000+00:00",
-                     written_until="2026-01-01T00:02:09.000+00:00", stale=True),
-    )
-    index = InSalesIndex.load(stored, journal)
-    assert index is not None
-    assert {v.id: (v.quantity, v.warehouses) for v in index.variants()} == {
-        1: (5.0, {2: 7.0}), 2: (4.0, {})}
-    assert index.watermark == "2026-01-01T00:03:00.000+00:00"
-    assert index.written_until == "2026-01-01T00:02:09.000+00:00" and index.stale
-    assert len(index.journal) == 3
+async def test_the_stored_copy_round_trips_and_a_quiet_run_stores_the_header_only() -> None:
+    state = DictState()
+    store = StoredIndex(state, "main/job")
+    index = _index(600)
+    index.pending = {10: _pending(10, 1, 4)}
+    index.pending_dirty = True
+    await store.save(index, full=True)
+    assert index.chunks == 3 and index.copy is not None
+    header = await StoredIndex(state, "main/job").header()
+    assert StoredIndex.holds(header, index)
+    loaded = await StoredIndex(state, "main/job").load(header)
+    assert loaded is not None
+    assert loaded.products == index.products and loaded.pending == index.pending
+    assert (loaded.watermark, loaded.full_at, loaded.field) == (T0, 5.0, "quantity")
+    # Quiet: only the header (the watermark moved).
+    before, writes = dict(state.values), state.writes
+    index.watermark = T1
+    await store.save(index, full=False)
+    assert state.writes == writes + 1 and _bytes(state, before) < 300
+    # One product read: its piece and the header (twice: unnamed first).
+    before, writes = dict(state.values), state.writes
+    index.take([product(7, T1, Variant(70, 7, "S7", None, 2.0))], Verdicts())
+    await store.save(index, full=False)
+    assert state.writes == writes + 3
+    assert [k for k in state.values if before.get(k) is not state.values[k]] == [
+        (INDEX_SCOPE, "main/job"), (INDEX_SCOPE, "main/job#1")]
+    loaded = await store.load(await store.header())
+    assert loaded is not None and loaded.products == index.products
 
 
-def test_an_entry_ends_where_its_run_ended() -> None:
-    index = _stored_with_one_variant("s1")
-    index.mark_written("2026-01-01T00:00:30.000+00:00")
-    entry = index.entry([], [(1, 9)], "quantity")
-    again = _stored_with_one_variant("s1")
-    again.apply(JournalEntry.from_json(entry.to_json()))
-    assert (again.watermark, again.written_until, again.stale) == (
-        index.watermark, index.written_until, index.stale)
-    assert next(again.variants()).quantity == 9.0
+async def test_another_replicas_copy_is_noticed_and_a_cut_off_save_leaves_no_copy() -> None:
+    state = DictState()
+    mine = _index(10)
+    await StoredIndex(state, "k").save(mine, full=True)
+    theirs = await StoredIndex(state, "k").load(await StoredIndex(state, "k").header())
+    assert theirs is not None
+    theirs.watermark = T1
+    await StoredIndex(state, "k").save(theirs, full=False)
+    header = await StoredIndex(state, "k").header()
+    assert not StoredIndex.holds(header, mine) and StoredIndex.holds(header, theirs)
+
+    class CutOff(DictState):
+        async def set_value(self, scope: str, key: str, value: Any) -> None:
+            if key.endswith("#0"):
+                raise OSError("killed")
+            await super().set_value(scope, key, value)
+
+    cut = CutOff()
+    cut.values = dict(state.values)
+    theirs.take([product(1, T1)], Verdicts())
+    with pytest.raises(OSError):
+        await StoredIndex(cut, "k").save(theirs, full=False)
+    store = StoredIndex(cut, "k")
+    assert await store.load(await store.header()) is None  # the next run scans in full
 
 
-@pytest.mark.parametrize("journal", [
-    None, [], {"version": 1}, {"version": 0, "snapshot": "s1", "entries": []},
-    {"version": 1, "snapshot": "s1", "entries": [{"products": [], "writes": [[1, 7]],
-                                                  "field": "price"}]},
-    {"version": 1, "snapshot": "s1", "entries": [{"products": [], "writes": [[1]],
-                                                  "field": "quantity"}]},
-    {"version": 1, "snapshot": "s1", "entries": [{"products": [["x"]], "writes": [],
-                                                  "field": "quantity"}]},
-    {"version": 1, "snapshot": "s1", "entries": ["nonsense"]},
-    {"version": 1, "snapshot": 5, "entries": []},
-    # Written against another copy (an older one, or a save that never landed).
-    {"version": 1, "snapshot": "s0", "entries": [{"products": [], "writes": [[1, 7]],
-                                                  "field": "quantity", "stale": True}]},
+@pytest.mark.parametrize("stored", [
+    None, [], {"format": 1}, {"format": 2, "copy": None, "pieces": 1},
+    {"format": 2, "copy": "c", "pieces": 2},  # a piece missing
 ])
-def test_a_damaged_or_foreign_journal_is_ignored(journal: object) -> None:
-    index = InSalesIndex.load(_stored_with_one_variant("s1").to_json(), journal)
-    assert index is not None
-    (variant,) = index.variants()
-    assert variant.quantity == 5.0 and not index.stale and index.journal == []
-
-
-def test_a_copy_without_a_name_takes_no_journal() -> None:
-    # Stored before journals existed: no journal can belong to it.
-    stored = _stored_with_one_variant("s1").to_json()
-    del stored["snapshot"]
-    index = InSalesIndex.load(stored, _journal("", JournalEntry([], [(1, 7)], "quantity")))
-    assert index is not None and next(index.variants()).quantity == 5.0
+async def test_damaged_stored_index_means_full_scan(stored: object) -> None:
+    state = DictState()
+    state.values[(INDEX_SCOPE, "k")] = stored
+    state.values[(INDEX_SCOPE, "k#0")] = []
+    store = StoredIndex(state, "k")
+    assert await store.load(await store.header()) is None

@@ -13,6 +13,7 @@ from stocksyncd.clock import FakeClock
 from stocksyncd.http.retry import RetryPolicy
 from stocksyncd.http.transport import Transport
 from stocksyncd.integrations.stock.index import (
+    InSalesIndex,
     ScanFailed,
     ScanResult,
     refresh_index,
@@ -20,6 +21,7 @@ from stocksyncd.integrations.stock.index import (
     scan_all_pages,
     scan_products,
 )
+from stocksyncd.integrations.stock.pending import Verdicts
 from stocksyncd.simulators.insales import InSalesSimulator, LaterFault
 
 
@@ -44,16 +46,13 @@ async def test_concurrent_page_scan_equals_the_cursor_scan(
     assert len(sim.products) // 250 == 4  # 5 pages, the last one short
     clock.advance(3600)
     client = make_client(sim, session, clock)
-    by_pages = await scan_all_pages(client, concurrency=4)
+    by_pages = await scan_all_pages(client, concurrency=4, expect_pages=1)
     by_cursor = await scan_products(client, None)
     assert by_pages.products == by_cursor.products
     assert len(by_pages.products) == len(sim.products)
-    # No size known: each page that comes back full sends the next; the
-    # pages sent past the end before page 5 came back short (at most three)
-    # are cancelled. No count.json.
-    asked = pages_asked(sim)
-    assert set(range(1, 6)) <= set(asked) <= set(range(1, 9)) and len(asked) == len(set(asked))
-    assert sim.count("GET", "count.json") == 0
+    # Past the pages expected, each page that comes back full sends the next:
+    # none is sent past the end, none cancelled.
+    assert pages_asked(sim) == [1, 2, 3, 4, 5]
     assert by_pages.in_id_order
     assert by_pages.highest_id == max(sim.products)
     # The scan's start is InSales' time when it began.
@@ -65,19 +64,18 @@ async def test_the_expected_pages_go_out_without_waiting_for_rounds(
 ) -> None:
     sim.catalogue(3000, seed=4)
     client = make_client(sim, session, clock)
-    handed: list[list[int]] = []
-    scan = await scan_all_pages(client, concurrency=4, expect_pages=5,
-                                on_page=lambda products: handed.append([p.id for p in products]))
+    scan = await scan_all_pages(client, concurrency=4, expect_pages=5)
     assert sorted(pages_asked(sim)) == [1, 2, 3, 4, 5]  # not one request wasted
     assert len(scan.products) == len(sim.products)
-    # Each page's products went to on_page as the page arrived.
-    assert sorted(map(len, handed)) == [len(sim.products) - 1000, 250, 250, 250, 250]
-    assert sorted(pid for page in handed for pid in page) == sorted(sim.products)
     sim.requests.clear()
     # The shop grew past the expected pages: one more round finds the end.
     grown = await scan_all_pages(client, concurrency=4, expect_pages=3)
-    assert sorted(pages_asked(sim)) == [1, 2, 3, 4, 5, 6, 7]
+    assert sorted(pages_asked(sim)) == [1, 2, 3, 4, 5]
     assert grown.products == scan.products
+    sim.requests.clear()
+    # It shrank: the pages expected all go out, and each is read, not cancelled.
+    await scan_all_pages(client, concurrency=4, expect_pages=7)
+    assert sorted(pages_asked(sim)) == [1, 2, 3, 4, 5, 6, 7]
 
 
 async def test_a_shop_of_exactly_full_pages_ends_on_an_empty_one(
@@ -98,9 +96,10 @@ async def test_a_page_failing_after_retries_aborts_the_page_scan(
     sim.inject(LaterFault(status=500, body="boom", match="products.json", times=1000, after=1))
     client = make_client(sim, session, clock)
     with pytest.raises(ScanFailed, match="products page 2"):
-        await scan_all_pages(client, concurrency=4)
+        await scan_all_pages(client, concurrency=4, expect_pages=8)
     with pytest.raises(ScanFailed):  # the refresh gives up too, rather than walk the cursor
-        await refresh_index(client, None, now=clock.time(), full_every=3600, concurrency=4)
+        await refresh_index(client, None, Verdicts(), now=clock.time(), full_every=3600,
+                            concurrency=4)
 
 
 async def test_a_deletion_mid_scan_is_found_in_the_trash(
@@ -121,7 +120,7 @@ async def test_a_deletion_mid_scan_is_found_in_the_trash(
         return await real(**kwargs)
 
     monkeypatch.setattr(client, "products_page", deleting)
-    scan = await scan_all_pages(client, concurrency=1)
+    scan = await scan_all_pages(client, concurrency=1, expect_pages=1)
     missed = set(sim.products) - set(scan.products)
     assert len(missed) == 1  # what the check is for
     why = await removed_during(client, scan)
@@ -138,15 +137,44 @@ async def test_an_undisturbed_scan_passes_the_check(
     sim.delete_product(old)  # long before the scan: it shifted nothing
     clock.advance(3600)
     client = make_client(sim, session, clock)
-    index, report = await refresh_index(client, None, now=clock.time(), full_every=3600,
-                                        concurrency=4)
-    assert report.mode == "full" and report.unchecked is not None
+    index, report = await refresh_index(client, None, Verdicts(), now=clock.time(),
+                                        full_every=3600, concurrency=4)
+    assert report.mode == "full" and report.reason == "no index yet"
     assert set(index.products) == set(sim.products)
-    assert await removed_during(client, report.unchecked) is None
+    # A first scan asks count.json how many pages to read, and reads no more.
+    assert 250 < len(sim.products) < 500
+    assert sim.count("GET", "count.json") == 1 and pages_asked(sim) == [1, 2]
+    assert len([r for r in sim.requests if r.query.get("deleted") == "true"]) == 1
+    scan = await scan_all_pages(client, concurrency=4, expect_pages=5)
+    assert await removed_during(client, scan) is None
     # Deleted just now, but listed after everything the scan read: nothing shifted.
     newest = sim.add_product([{"sku": "late"}])
     sim.delete_product(newest)
-    assert await removed_during(client, report.unchecked) is None
+    assert await removed_during(client, scan) is None
+
+
+async def test_a_deletion_during_a_full_refresh_is_answered_before_it_is_used(
+    sim: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim.catalogue(2000, seed=6)
+    clock.advance(3600)
+    client = make_client(sim, session, clock)
+    real = client.products_page
+    first = min(sim.products)
+
+    async def deleting(**kwargs: Any) -> Any:
+        if kwargs.get("page") == 2 and first in sim.products:
+            sim.delete_product(first)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(client, "products_page", deleting)
+    old = InSalesIndex(products={}, size_hint=len(sim.products))
+    index, report = await refresh_index(client, old, Verdicts(), now=clock.time(),
+                                        full_every=3600, concurrency=4)
+    # The pages missed a product; the cursor walk that followed did not.
+    assert set(index.products) == set(sim.products)
+    assert report.reason.endswith(f"(product {first}): read again by cursor")
 
 
 async def test_the_check_is_cautious_when_it_cannot_tell(
@@ -180,7 +208,7 @@ async def test_a_listing_not_by_id_is_noticed(
     sim.catalogue(1500, seed=9)
     random.Random(1).shuffle(sim._ids)  # an InSales that lists in another order
     client = make_client(sim, session, clock)
-    scan = await scan_all_pages(client, concurrency=4)
+    scan = await scan_all_pages(client, concurrency=4, expect_pages=6)
     assert not scan.in_id_order and len(scan.products) == len(sim.products)
 
 
@@ -189,8 +217,8 @@ async def test_without_concurrency_the_full_scan_walks_the_cursor(
 ) -> None:
     sim.catalogue(600, seed=8)
     client = make_client(sim, session, clock)
-    index, report = await refresh_index(client, None, now=clock.time(), full_every=3600,
-                                        concurrency=1)
-    assert report.mode == "full" and report.unchecked is None
+    index, report = await refresh_index(client, None, Verdicts(), now=clock.time(),
+                                        full_every=3600, concurrency=1)
+    assert report.mode == "full"
     assert set(index.products) == set(sim.products)
     assert pages_asked(sim) == []

@@ -225,22 +225,24 @@ def test_target_view_normalises_keys_as_the_planner_does() -> None:
         (1, "111", 1.0), (2, None, None), (3, None, None)]
 
 
-def test_target_rows_made_as_pages_arrive_follow_the_index() -> None:
+def test_target_rows_are_kept_per_product_and_follow_the_index() -> None:
     from stocksyncd.clients.insales import Product, Variant
     from stocksyncd.integrations.stock.index import InSalesIndex
+    from stocksyncd.integrations.stock.pending import Pending
     from stocksyncd.integrations.stock.pipeline import TargetRows
 
     first = Product(1, "", (Variant(10, 1, "A", None, 3.0),))
     second = Product(2, "", (Variant(20, 2, "B", None, 4.0),))
     rows = TargetRows("sku", None)
-    rows.add([first, second])
     index = InSalesIndex(products={1: first, 2: second})
     assert [(t.id, t.key, t.current) for t in rows.of(index)] == [(10, "A", 3.0), (20, "B", 4.0)]
-    # A product read again (another copy) and one never handed over are made afresh.
+    # A product read again (another copy) and a new one are made afresh; a
+    # written figure InSales has not shown yet stands for the shop's.
     index.products[1] = first._replace(variants=(Variant(10, 1, "A2", None, 5.0),))
     index.products[3] = Product(3, "", (Variant(30, 3, "C", None, None),))
+    index.pending[20] = Pending(20, 2, "B", 9, 0.0, "")
     assert [(t.id, t.key, t.current) for t in rows.of(index)] == [
-        (10, "A2", 5.0), (20, "B", 4.0), (30, "C", None)]
+        (10, "A2", 5.0), (20, "B", 9.0), (30, "C", None)]
 
 
 def test_reducing_the_source_in_parts_gives_the_same_stock() -> None:

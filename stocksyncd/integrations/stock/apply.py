@@ -1,4 +1,10 @@
-"""Sending a plan to InSales: batches of at most 100, a few at a time, failures per variant."""
+"""Sending a plan to InSales: batches of at most 100, a few at a time, each audited first.
+
+Every batch is stored in the write-ahead audit (``planned``) before its
+request goes out, and settled after (``sent``: InSales took it into its
+queue; ``refused``). When the audit refuses (``WriteFenced``) no further
+batch goes out.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stocksyncd.clients.insales import MAX_GROUP_UPDATE, InSalesClient, VariantWrite
-from stocksyncd.errors import ApiError
-from stocksyncd.integrations.stock.index import latest
+from stocksyncd.errors import ApiError, WriteFenced
+from stocksyncd.integrations.base import Change, WriteAhead
+from stocksyncd.integrations.stock.keys import show_quantity
 from stocksyncd.integrations.stock.plan import PlannedWrite
 
 
 @dataclass
 class ApplyOutcome:
-    """Which planned writes InSales accepted, and why the others were not."""
+    """Which planned writes InSales took, and why the others were not."""
 
-    written: list[PlannedWrite] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)  # variant id -> reason
+    sent: list[tuple[PlannedWrite, Change]] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)  # variant id -> InSales' reason
+    failed: dict[int, str] = field(default_factory=dict)  # variant id -> why its batch failed
+    changes: list[Change] = field(default_factory=list)  # every change audited, in plan order
     errors: list[str] = field(default_factory=list)
     batches: int = 0
-    server_time: str | None = None  # the latest Date among the answers to accepted batches
+    fenced: WriteFenced | None = None  # the audit refused: nothing more was sent
 
 
 def batches(
@@ -30,12 +39,19 @@ def batches(
     return [list(writes[i:i + size]) for i in range(0, len(writes), size)]
 
 
+def as_change(w: PlannedWrite, field_name: str, applied: bool) -> Change:
+    """The audit's view of one planned write."""
+    return Change(ref=str(w.variant_id), key=w.key, field=field_name,
+                  old=show_quantity(w.old), new=str(w.new), applied=applied, status="planned")
+
+
 async def apply_writes(
     client: InSalesClient,
     writes: Sequence[PlannedWrite],
     *,
     field_name: str,
     concurrency: int,
+    audit: WriteAhead,
 ) -> ApplyOutcome:
     """Send every batch (``concurrency`` at once; the shop limiter paces them further).
 
@@ -44,36 +60,50 @@ async def apply_writes(
     """
     outcome = ApplyOutcome()
     chunks = batches(writes)
-    outcome.batches = len(chunks)
     gate = asyncio.Semaphore(max(1, concurrency))
+    transport = client.transport
+    may_take = transport.timeout * transport.retry.attempts
 
     async def send(chunk: list[PlannedWrite]) -> None:
         async with gate:
+            if outcome.fenced is not None:
+                return
+            changes = [as_change(w, field_name, False) for w in chunk]
+            try:
+                await audit.planned(changes, may_take=may_take)
+            except WriteFenced as exc:
+                outcome.fenced = exc
+                return
+            outcome.changes += changes
+            outcome.batches += 1
             try:
                 result = await client.variants_group_update(
-                    [VariantWrite(w.variant_id, field_name, w.new) for w in chunk]
-                )
+                    [VariantWrite(w.variant_id, field_name, w.new) for w in chunk])
             except ApiError as exc:
                 first, last = chunk[0].variant_id, chunk[-1].variant_id
                 outcome.errors.append(
-                    f"insales: update of {len(chunk)} variants ({first}..{last}) failed: {exc}"
-                )
+                    f"insales: update of {len(chunk)} variants ({first}..{last}) failed: {exc}")
                 for w in chunk:
                     outcome.failed[w.variant_id] = str(exc)
+                await audit.settle(changes, "refused", str(exc))
                 return
-        if result.server_time:
-            outcome.server_time = latest([result.server_time], outcome.server_time)
-        accepted = set(result.ok)
-        for w in chunk:
-            if w.variant_id in accepted:
-                outcome.written.append(w)
+        taken, refused = [], []
+        for w, change in zip(chunk, changes, strict=True):
+            reason = result.failed.get(w.variant_id)
+            if reason is None:
+                change.applied = True
+                taken.append(change)
+                outcome.sent.append((w, change))
             else:
-                reason = result.failed.get(w.variant_id, "refused")
-                outcome.failed[w.variant_id] = reason
-                outcome.errors.append(
-                    f"insales: variant {w.variant_id} ({w.key}) refused: {reason}"
-                )
+                refused.append(change)
+                outcome.refused[w.variant_id] = reason
+        if taken:
+            await audit.settle(taken, "sent")
+        for change in refused:
+            await audit.settle([change], "refused", outcome.refused[int(change.ref)])
 
     await asyncio.gather(*(send(chunk) for chunk in chunks))
-    outcome.written.sort(key=lambda w: w.variant_id)
+    order = {w.variant_id: n for n, w in enumerate(writes)}
+    outcome.changes.sort(key=lambda c: order[int(c.ref)])
+    outcome.sent.sort(key=lambda pair: pair[0].variant_id)
     return outcome

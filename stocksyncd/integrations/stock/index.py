@@ -1,8 +1,8 @@
 """The InSales variant index: every product's variants, kept between runs.
 
 A full scan reads the whole shop; between full scans only products changed
-since the previous scan are read (``updated_since`` + ``from_id`` cursor), so
-a warm run costs about one request.
+or deleted since the previous scan are read (``updated_since`` + ``from_id``
+cursor with ``with_deleted``), so a quiet minute costs one request.
 
 Edge cases, and how they are handled:
 
@@ -14,69 +14,49 @@ Edge cases, and how they are handled:
   watermark, to catch a change stamped just before the scan began but
   committed after it: InSales aborts requests that run longer than 50 s
   (504), so a save is visible at most about 50 s after its timestamp.
-* Our own writes bump ``updated_at``. Reading them back would cost about one
-  page per 250 written products every run, while the figures we wrote are
-  already in the index (``record_writes``). So after a run that wrote, the
-  window of the next scans starts no earlier than the end of the second of
-  the last write's answer (``written_until``: its Date header, truncated to
-  the second, plus one second), which lies after every one of our writes.
-  The price: a change made by someone else in InSales between our scan and
-  the end of our writes (usually a few seconds; longer when the source is
-  slow to read) is not seen by the incremental scans; the next full refresh
-  (``full_refresh``, hourly by default) picks it up. The source stays
-  authoritative for quantities, so at worst a figure edited by hand in those
-  seconds is corrected an hour later; a key (sku/barcode) changed in those
-  seconds matches an hour later. Any write InSales refuses marks the index
-  stale, which forces a full re-read on the next run.
+* No blind window: every scan starts from the previous scan's watermark,
+  whatever the run wrote meanwhile, so an edit made in InSales at any moment
+  (during our writes too) is read by the next scan. Our own writes are read
+  back the same way: that read is what confirms them (``pending``).
+* Deletions: the incremental scan lists the trash too (``with_deleted``); a
+  product deleted since the watermark (its ``updated_at`` moves to the
+  moment of deletion) comes back marked ``archived`` and leaves the index.
+  A product restored from the trash is listed again, as changed.
 * A changed product is replaced as a whole, so a variant that changed its
   sku/barcode, or was removed from a product that still exists, is current
   after the next incremental scan.
 * A full scan reads pages by number, several at once, until a short page
-  (``scan_all_pages``). A product deleted on a page already read shifts the
-  later pages by one and would hide a product; so before the scan's index is
-  trusted (stored), InSales' trash is asked for products deleted since just
-  before the scan (``removed_during``), and if there are any the run walks
-  the cursor instead, which skips nothing, and writes what it missed.
-  Products added mid-scan are listed last, and one read twice is kept once.
-  The check is answered while the run's first writes are in flight, which
-  saves a round trip: those writes were planned without a product the
-  deletion hid, so a key that product shares with one of them was written
-  although the shop holds it twice; the second pass reports it as a conflict.
-* Deleted products do not appear in an incremental scan: they stay in the
-  index until the next full refresh (``full_refresh``), or the next run after
-  a write to one of their variants was refused (that marks the index stale).
+  (``scan_all_pages``); the first one asks ``count.json`` for the number of
+  pages, later ones take the previous index's size, so no page is sent only
+  to be cancelled. A product deleted on a page already read shifts the
+  later pages by one and would hide a product; so before anything is planned
+  from that scan, InSales' trash is asked for products deleted since just
+  before it (``removed_during``), and if there are any the shop is read
+  again by cursor, which skips nothing. Products added mid-scan are listed
+  last, and one read twice is kept once.
 * Changes inside InSales that do not bump the product's ``updated_at`` are
   caught by the next full refresh at the latest.
 * Without a Date header (a proxy that drops it) the watermark falls back to
-  the newest ``updated_at`` seen, and without one on the write answers our
-  writes are simply read back: slower, never wrong.
+  the newest ``updated_at`` seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from stocksyncd.clients.insales import (
     MAX_PER_PAGE,
     InSalesClient,
     Product,
     ProductPage,
-    Variant,
 )
 from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
-from stocksyncd.http.transport import on_the_wire
-from stocksyncd.integrations.stock.slices import in_slices
+from stocksyncd.integrations.stock.pending import Pending, Verdicts, judge
 
-INDEX_SCOPE = "insales-index"
-JOURNAL_SUFFIX = "#journal"  # key of an index's journal: the index key plus this
-# A product in the journal weighs about as much as this many written figures.
-PRODUCT_WEIGHT = 8
-INDEX_VERSION = 1
 DEFAULT_OVERLAP = 60.0  # InSales' 50 s request limit, plus slack (see above)
 # Before any product: a full scan is a cursor scan from the beginning of time,
 # which unlike page numbers neither skips nor repeats products changed mid-scan.
@@ -88,7 +68,9 @@ class ScanFailed(StockSyncError):
     """A products page still failed after retries; the scan (and the run) is void."""
 
     def __init__(self, page: int, since: str, cause: ApiError) -> None:
-        super().__init__(f"insales: products page {page} (updated_since={since}) failed: {cause}")
+        what = (f"products page {page} (updated_since={since})" if page
+                else "counting products (count.json)")
+        super().__init__(f"insales: {what} failed: {cause}")
         self.page = page
         self.cause = cause
 
@@ -120,19 +102,6 @@ def window_start(watermark: str, overlap: float) -> str | None:
     return (dt - timedelta(seconds=overlap)).isoformat(timespec="milliseconds")
 
 
-def after_second(server_time: str) -> str | None:
-    """The first instant after the whole second ``server_time`` (a Date header) names.
-
-    A Date header is truncated to the second, so the answer was sent before
-    this instant, and so was every change the request made.
-    """
-    dt = _parse(server_time)
-    if dt is None:
-        return None
-    whole = dt.replace(microsecond=0)
-    return (whole + timedelta(seconds=1)).isoformat(timespec="milliseconds")
-
-
 @dataclass
 class ScanResult:
     """Products read by one scan."""
@@ -141,6 +110,7 @@ class ScanResult:
     pages: int
     problems: list[str]
     server_time: str | None = None  # InSales' Date when the scan began
+    deleted: set[int] = field(default_factory=set)  # trashed products listed (with_deleted)
     # For a scan by page number, what ``removed_during`` needs to tell whether a
     # product that left the listing mid-scan can have hidden another.
     in_id_order: bool = True  # the pages listed products by ascending id
@@ -148,16 +118,19 @@ class ScanResult:
 
 
 async def scan_products(
-    client: InSalesClient, since: str | None, *, per_page: int = MAX_PER_PAGE
+    client: InSalesClient, since: str | None, *, per_page: int = MAX_PER_PAGE,
+    with_deleted: bool = False,
 ) -> ScanResult:
     """Read every product changed at or after ``since`` (None: every product).
 
+    ``with_deleted``: products trashed since then too (in ``deleted``).
     Stops on a short page, so an idle shop costs one request. Any page that
     fails after the transport's retries raises ``ScanFailed``.
     """
     cursor: str = since or EPOCH
     from_id: int | None = None
     products: dict[int, Product] = {}
+    deleted: set[int] = set()
     problems: list[str] = []
     page_no = 0
     server_time: str | None = None
@@ -165,15 +138,20 @@ async def scan_products(
         page_no += 1
         try:
             page = await client.products_page(updated_since=cursor, from_id=from_id,
-                                              per_page=per_page)
+                                              per_page=per_page, with_deleted=with_deleted)
         except ApiError as exc:
             raise ScanFailed(page_no, cursor, exc) from exc
+        # A product seen twice: the later copy is newer (deleted, or back again).
         for product in page.products:
-            products[product.id] = product  # a product seen twice: the later copy is newer
+            products[product.id] = product
+            deleted.discard(product.id)
+        for pid in page.deleted:
+            products.pop(pid, None)
+            deleted.add(pid)
         problems.extend(page.problems)
         server_time = server_time or page.server_time
         if page.raw_count < per_page:
-            return ScanResult(products, page_no, problems, server_time)
+            return ScanResult(products, page_no, problems, server_time, deleted=deleted)
         nxt = (page.last_updated_at, page.last_id)
         if nxt[0] is None or nxt[1] is None or nxt == (cursor, from_id):
             raise ScanFailed(page_no, cursor, InvalidResponseError(
@@ -183,29 +161,26 @@ async def scan_products(
 
 
 async def scan_all_pages(
-    client: InSalesClient, *, concurrency: int, expect_pages: int = 0,
-    per_page: int = MAX_PER_PAGE, on_page: Callable[[list[Product]], None] | None = None,
+    client: InSalesClient, *, concurrency: int, expect_pages: int,
+    per_page: int = MAX_PER_PAGE,
 ) -> ScanResult:
     """Every product by page number, ``concurrency`` pages at a time (a full refresh).
 
-    Reads until a short page, without asking ``count.json`` first (InSales'
-    docs: the count is for sizing, not needed when paginating until a short
-    page), which saves a round trip. A page goes out as soon as a slot is
-    free; past ``expect_pages`` (what the previous index filled) only once
-    the last expected page came back full, so that a shop of the same size
-    costs no request past its end. Without that hint, up to
-    ``concurrency - 1`` pages past the end go out; they are cancelled as
-    soon as the short page is in.
+    Pages 1..``expect_pages`` go out as slots free up; past them one at a
+    time, and only once the page before came back full, so a shop of the
+    expected size costs no request past its end. Every page sent is read
+    (its usage figure counts for the shop's budget): none is cancelled
+    because an earlier one came back short.
 
     Page numbers, unlike the cursor, skip a product when one listed before
     it leaves the listing mid-scan (InSales' docs warn about it). Products
     added mid-scan are listed after the others, and a product read twice is
     kept once, so the result is complete once ``removed_during`` has found
     no product deleted while the pages were read. Any page failing after
-    retries raises ``ScanFailed``. ``on_page`` gets each page's products once
-    the next requests are out.
+    retries raises ``ScanFailed``.
     """
     width = max(1, concurrency)
+    expect = max(1, expect_pages)
 
     async def fetch(page_no: int) -> ProductPage:
         try:
@@ -215,27 +190,14 @@ async def scan_all_pages(
 
     read: dict[int, ProductPage] = {}
     pending: dict[asyncio.Future[ProductPage], int] = {}
-    cancelled: list[asyncio.Future[ProductPage]] = []
     end: int | None = None  # the first page that came back short: none after it holds more
     next_page = 1
-    arrived: list[ProductPage] = []
     try:
         while True:
             while len(pending) < width and end is None and (
-                    next_page <= expect_pages or not expect_pages or expect_pages in read):
+                    next_page <= expect or next_page - 1 in read):
                 pending[asyncio.ensure_future(fetch(next_page))] = next_page
                 next_page += 1
-            if end is not None:
-                for task, page_no in list(pending.items()):
-                    if page_no > end:  # past the end: nothing to read there
-                        task.cancel()
-                        cancelled.append(task)
-                        del pending[task]
-            if on_page is not None and arrived:
-                await on_the_wire()  # the next pages first
-                for page in arrived:
-                    on_page(page.products)
-            arrived.clear()
             if not pending:
                 break
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -246,14 +208,13 @@ async def scan_all_pages(
             for task in done:
                 page_no = pending.pop(task)
                 page = read[page_no] = task.result()
-                arrived.append(page)
                 if page.raw_count < per_page and (end is None or page_no < end):
                     end = page_no
     finally:
-        for task in pending:
+        for task in pending:  # only after a failure: the scan is void anyway
             task.cancel()
-        if pending or cancelled:
-            await asyncio.gather(*pending, *cancelled, return_exceptions=True)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
     products: dict[int, Product] = {}
     problems: list[str] = []
     in_order, previous = True, -1
@@ -295,40 +256,35 @@ async def removed_during(
         trash = await client.products_page(updated_since=since, deleted=True)
     except ApiError as exc:
         return f"looking for products deleted during the scan failed: {exc}"
-    gone = sorted(p.id for p in trash.products if p.id <= scan.highest_id)
+    gone = sorted(pid for pid in trash.deleted if pid <= scan.highest_id)
     if gone:
         return (f"{len(gone)} product(s) deleted in InSales while its pages were read "
                 f"(product {gone[0]})")
-    if trash.raw_count > len(trash.products) or trash.raw_count >= MAX_PER_PAGE:
+    if trash.raw_count > len(trash.deleted) or trash.raw_count >= MAX_PER_PAGE:
         return "the deleted products could not all be read"
     return None
 
 
 @dataclass
 class InSalesIndex:
-    """Products by id, where the next incremental scan starts, when the last full scan ran."""
+    """Products by id, the writes InSales has not shown yet, and where the next scan starts."""
 
     products: dict[int, Product] = field(default_factory=dict)
     watermark: str | None = None  # InSales' clock: when the last scan began
     full_at: float | None = None  # our wall clock (epoch seconds)
-    stale: bool = False  # force a full scan next time
-    written_until: str | None = None  # InSales' clock: after our last accepted write
-    snapshot: str | None = None  # names the stored copy, for the journal of later runs
-    journal: list[JournalEntry] = field(default_factory=list)  # runs applied since that copy
+    pending: dict[int, Pending] = field(default_factory=dict)  # by variant id
+    # For the stored copy (``stock.stored``): which copy this is, and what changed since.
+    copy: str | None = None
+    chunks: int = 1
+    dirty: set[int] = field(default_factory=set)  # product ids changed since the stored copy
+    pending_dirty: bool = False
+    size_hint: int = 0  # products in the stored copy, when it was not loaded
     # The stock field its variants were read for: only that warehouse's figures
     # are read, so an index made for another field cannot be used.
-    field: str | None = None
-    # Products in the stored copy, when it was loaded without them (``header``):
-    # how many pages the next full scan can expect.
-    size_hint: int = 0
+    field: str | None = None  # last: it shadows dataclasses.field in the class body
 
-    def variants(self) -> Iterator[Variant]:
-        """Every indexed variant."""
-        for product in self.products.values():
-            yield from product.variants
-
-    def merge(self, scan: ScanResult) -> None:
-        """Replace the scanned products wholesale; move the watermark on.
+    def merge(self, scan: ScanResult, verdicts: Verdicts) -> None:
+        """Take a scan: its products replace theirs, its deleted ones leave; the watermark moves.
 
         The watermark is the server's Date when the scan began: every change
         committed before that moment is in the scan. Products changed during
@@ -337,259 +293,76 @@ class InSalesIndex:
         when the answer had no Date does the newest ``updated_at`` seen stand
         in for it.
         """
-        self.products.update(scan.products)
+        self.take(scan.products.values(), verdicts)
+        for pid in scan.deleted:
+            self.remove(pid, verdicts)
         if scan.server_time and _parse(scan.server_time) is not None:
             self.watermark = latest([scan.server_time], self.watermark)
         else:
             self.watermark = latest((p.updated_at for p in scan.products.values()),
                                     self.watermark)
 
-    def since(self, overlap: float) -> str | None:
-        """``updated_since`` for the next incremental scan (None: the watermark is unusable).
+    def take(self, products: Iterable[Product], verdicts: Verdicts) -> None:
+        """Products as just read: they replace the indexed ones and judge pending writes."""
+        read = {p.id: p for p in products}
+        held = self.products
+        # Read again unchanged (the scans' windows overlap): nothing to store.
+        self.dirty.update(pid for pid, p in read.items() if held.get(pid) != p)
+        held.update(read)
+        self._judge(read, verdicts)
 
-        ``overlap`` seconds before the watermark, but never before the end of
-        our last writes (see the module notes for what that trades).
+    def remove(self, pid: int, verdicts: Verdicts) -> None:
+        """A product InSales no longer has (deleted, or in the trash)."""
+        if self.products.pop(pid, None) is not None:
+            self.dirty.add(pid)
+        self._judge({pid: None}, verdicts)
+
+    def adopt(self, pending: dict[int, Pending], verdicts: Verdicts) -> None:
+        """Pending writes of an earlier index, judged against this (fresh) one."""
+        self.pending = dict(pending)
+        self.pending_dirty = True
+        self._judge({p.product_id: self.products.get(p.product_id)
+                     for p in pending.values()}, verdicts)
+
+    def _judge(self, read: Mapping[int, Product | None], verdicts: Verdicts) -> None:
+        if not self.pending:
+            return
+        field_name = self.field or "quantity"
+        decided = [p.variant_id for p in self.pending.values()
+                   if p.product_id in read and judge(p, read[p.product_id], field_name, verdicts)]
+        for vid in decided:
+            del self.pending[vid]
+        if decided:
+            self.pending_dirty = True
+
+    def overdue(self, now: float, bound: float) -> list[Pending]:
+        """Pending writes sent at least ``bound`` seconds ago."""
+        return [p for p in self.pending.values() if now - p.sent_at >= bound]
+
+    def expire(self, overdue: Iterable[Pending], verdicts: Verdicts) -> None:
+        """Give up waiting for ``overdue`` writes that are still pending.
+
+        A first write is written again (``verdicts.rewrite``); a rewrite is
+        reported (``verdicts.unconfirmed``), and the planner starts over.
         """
+        for p in overdue:
+            if self.pending.pop(p.variant_id, None) is None:
+                continue  # the read by id decided it
+            self.pending_dirty = True
+            (verdicts.rewrite if p.attempt == 1 else verdicts.unconfirmed).append(p)
+
+    def owner(self, variant_id: int) -> Product | None:
+        """The product holding ``variant_id``, if indexed."""
+        for product in self.products.values():
+            if any(v.id == variant_id for v in product.variants):
+                return product
+        return None
+
+    def since(self, overlap: float) -> str | None:
+        """``updated_since`` for the next incremental scan (None: the watermark is unusable)."""
         if self.watermark is None:
             return None
-        start = window_start(self.watermark, overlap)
-        if start is None or self.written_until is None:
-            return start
-        return latest([self.written_until], start)
-
-    def mark_written(self, server_time: str | None) -> None:
-        """After accepted writes: the next scans need not read them back.
-
-        ``server_time`` is the latest Date among the write answers.
-        """
-        if not server_time:
-            return
-        boundary = after_second(server_time)
-        if boundary is not None:
-            self.written_until = latest([boundary], self.written_until)
-
-    def owners(self) -> dict[int, int]:
-        """Variant id -> id of the product holding it."""
-        return {v.id: pid for pid, product in self.products.items() for v in product.variants}
-
-    def record_writes(self, writes: Iterable[tuple[int, int]], field_name: str,
-                      owner: Mapping[int, int] | None = None) -> None:
-        """Remember figures InSales accepted, so the next plan compares against them.
-
-        ``owner`` is ``owners()`` when the caller keeps it current already.
-        """
-        pending = dict(writes)
-        if not pending:
-            return
-        if owner is None:
-            owner = self.owners()
-        for pid in {owner[vid] for vid in pending if vid in owner}:
-            product = self.products[pid]
-            self.products[pid] = product._replace(variants=tuple(
-                _with_stock(v, field_name, pending[v.id]) if v.id in pending else v
-                for v in product.variants
-            ))
-
-    def apply(self, entry: JournalEntry, owner: dict[int, int] | None = None) -> None:
-        """Redo one run on a stored copy: the products it read, then its writes.
-
-        ``owner`` (``owners()``, kept current here) saves rebuilding it for
-        each of several entries.
-        """
-        self.products.update((p.id, p) for p in entry.products)
-        if owner is not None:
-            owner.update((v.id, p.id) for p in entry.products for v in p.variants)
-        self.record_writes(entry.writes, entry.field, owner)
-        # The run's own end state, not a merge: every entry holds it whole.
-        self.watermark = entry.watermark
-        self.written_until = entry.written_until
-        self.stale = entry.stale
-
-    def entry(self, read: Iterable[Product], writes: Iterable[tuple[int, int]],
-              field_name: str) -> JournalEntry:
-        """This run for the journal: ``read`` products, then ``writes``, then where it ended."""
-        return JournalEntry(products=list(read), writes=list(writes), field=field_name,
-                            watermark=self.watermark, written_until=self.written_until,
-                            stale=self.stale)
-
-    # -- persistence (a compact JSON-able shape) ---------------------------
-    def to_json(self, products: list[Any] | None = None) -> dict[str, Any]:
-        """The stored form (``products``: theirs, when ``products_json`` made it already)."""
-        return {
-            "version": INDEX_VERSION,
-            "snapshot": self.snapshot,
-            "field": self.field,
-            "watermark": self.watermark,
-            "full_at": self.full_at,
-            "stale": self.stale,
-            "written_until": self.written_until,
-            "products": _products_json(self.products.values()) if products is None else products,
-        }
-
-    async def products_json(self, size: int) -> list[Any]:
-        """The products' stored form, ``size`` products at a time with a look at the
-        event loop in between (milliseconds of CPU per thousand)."""
-        out: list[Any] = []
-        async for part in in_slices(list(self.products.values()), size):
-            out += _products_json(part)
-        return out
-
-    @classmethod
-    def header(cls, data: Any) -> InSalesIndex | None:
-        """The stored index without its products: enough to tell whether a full scan is due.
-
-        Parsing the products is most of the cost of loading (tens of
-        milliseconds at 10k variants), and a full scan replaces them anyway.
-        """
-        index = cls.from_json(data, products=False)
-        if index is not None:
-            index.size_hint = len(data["products"])
-        return index
-
-    @classmethod
-    def from_json(cls, data: Any, *, products: bool = True) -> InSalesIndex | None:
-        """The index, or None when the stored value is missing, old or damaged."""
-        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
-            return None
-        try:
-            if not isinstance(data["products"], list):
-                return None
-            read = _products_from_json(data["products"]) if products else {}
-            written_until = data.get("written_until")
-            snapshot = data.get("snapshot")
-            field_name = data.get("field")
-            return cls(products=read, watermark=data.get("watermark"),
-                       full_at=data.get("full_at"), stale=bool(data.get("stale")),
-                       written_until=written_until if isinstance(written_until, str) else None,
-                       snapshot=snapshot if isinstance(snapshot, str) else None,
-                       field=field_name if isinstance(field_name, str) else None)
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    @classmethod
-    def load(cls, data: Any, journal: Any = None) -> InSalesIndex | None:
-        """The stored copy with the journal of later runs applied, when it is this copy's."""
-        index = cls.from_json(data)
-        stored = IndexJournal.from_json(journal)
-        if index is not None and stored is not None and index.snapshot is not None and (
-                stored.snapshot == index.snapshot):
-            owner: dict[int, int] | None = None  # built once, when a write first needs it
-            for entry in stored.entries:
-                if entry.writes and owner is None:
-                    owner = index.owners()
-                index.apply(entry, owner)
-            index.journal = stored.entries
-        return index
-
-    def journal_weight(self) -> int:
-        """How much the journal holds, in rough units of one written figure."""
-        return sum(1 + PRODUCT_WEIGHT * len(e.products) + len(e.writes) for e in self.journal)
-
-
-def _products_json(products: Iterable[Product]) -> list[Any]:
-    return [
-        [p.id, p.updated_at,
-         # (n, q) tuples are written as JSON arrays, as lists would be
-         [[v.id, v.sku, v.barcode, v.quantity, list(v.warehouses.items())]
-          for v in p.variants]]
-        for p in products
-    ]
-
-
-def _products_from_json(raw: Any) -> dict[int, Product]:
-    """Products from their stored form; raises KeyError/TypeError/ValueError when damaged."""
-    products = {}
-    for raw_pid, updated, raw_variants in raw:
-        pid = int(raw_pid)
-        products[pid] = Product(pid, str(updated), tuple(
-            Variant(int(vid), pid, sku, barcode, qty,
-                    {int(n): q for n, q in wh} if wh else {})
-            for vid, sku, barcode, qty, wh in raw_variants
-        ))
-    return products
-
-
-def _stock_field(name: Any) -> bool:
-    return isinstance(name, str) and (
-        name == "quantity" or name.removeprefix("quantity_at_warehouse").isdigit())
-
-
-@dataclass
-class JournalEntry:
-    """One run since the stored copy: the products its scan read, then its writes.
-
-    ``watermark``, ``written_until`` and ``stale`` are where the run left the
-    index, so applying the entries in order ends where the last run ended.
-    """
-
-    products: list[Product]
-    writes: list[tuple[int, int]]  # (variant id, figure written)
-    field: str  # "quantity" | "quantity_at_warehouseN"
-    watermark: str | None = None
-    written_until: str | None = None
-    stale: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored form."""
-        return {"products": _products_json(self.products), "writes": self.writes,
-                "field": self.field, "watermark": self.watermark,
-                "written_until": self.written_until, "stale": self.stale}
-
-    @classmethod
-    def from_json(cls, data: Any) -> JournalEntry:
-        """The entry; raises KeyError/TypeError/ValueError when damaged."""
-        if not _stock_field(data["field"]):
-            raise ValueError(f"not a stock field: {data['field']!r}")
-        watermark, until = data.get("watermark"), data.get("written_until")
-        return cls(products=list(_products_from_json(data["products"]).values()),
-                   writes=[(int(vid), int(value)) for vid, value in data["writes"]],
-                   field=data["field"],
-                   watermark=watermark if isinstance(watermark, str) else None,
-                   written_until=until if isinstance(until, str) else None,
-                   stale=bool(data.get("stale")))
-
-
-@dataclass
-class IndexJournal:
-    """The runs since the stored copy ``snapshot`` was saved, oldest first.
-
-    A run stores the whole index only after a full scan, or when the journal
-    has grown to a good part of it (see the stock pipeline); every other run
-    adds a small entry here. Loading applies the entries to the copy they name; a
-    journal of any other copy (an older one, or one a failed save never
-    replaced) is ignored: the runs it held then look undone, their writes
-    are planned and sent again unchanged (writes are idempotent), and the
-    products they read are read again, as their window starts earlier.
-    """
-
-    snapshot: str
-    entries: list[JournalEntry]
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored form."""
-        return {"version": INDEX_VERSION, "snapshot": self.snapshot,
-                "entries": [e.to_json() for e in self.entries]}
-
-    @classmethod
-    def from_json(cls, data: Any) -> IndexJournal | None:
-        """The journal, or None when missing or damaged."""
-        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
-            return None
-        snapshot = data.get("snapshot")
-        if not isinstance(snapshot, str):
-            return None
-        try:
-            entries = [JournalEntry.from_json(e) for e in data["entries"]]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
-        return cls(snapshot=snapshot, entries=entries)
-
-
-def _with_stock(variant: Variant, field_name: str, value: int) -> Variant:
-    if field_name == "quantity":
-        return variant._replace(quantity=float(value))
-    n = int(field_name.removeprefix("quantity_at_warehouse"))
-    return variant._replace(warehouses={**variant.warehouses, n: float(value)})
+        return window_start(self.watermark, overlap)
 
 
 @dataclass
@@ -601,10 +374,7 @@ class RefreshReport:
     products_read: int
     problems: list[str]
     reason: str = ""
-    read: dict[int, Product] = field(default_factory=dict)  # by an incremental scan
-    # A full scan by page number, complete only once ``removed_during`` says so:
-    # until then the index must not be stored.
-    unchecked: ScanResult | None = None
+    deleted: int = 0  # products that left the index (deleted in InSales)
 
 
 def needs_full(
@@ -618,8 +388,6 @@ def needs_full(
         return "no index yet"
     if field is not None and index.field != field:
         return "index made for another stock field"
-    if index.stale:
-        return "index marked stale"
     if index.full_at is None or index.watermark is None:
         return "index incomplete"
     if now < index.full_at:
@@ -632,62 +400,59 @@ def needs_full(
 async def refresh_index(
     client: InSalesClient,
     index: InSalesIndex | None,
+    verdicts: Verdicts,
     *,
     now: float,
     full_every: float,
     overlap: float = DEFAULT_OVERLAP,
     concurrency: int = 1,
     field: str | None = None,
-    on_read: Callable[[list[Product]], None] | None = None,
+    pending: dict[int, Pending] | None = None,
 ) -> tuple[InSalesIndex, RefreshReport]:
     """Bring the index up to date: a full scan when due, else an incremental one.
 
-    ``on_read`` is handed the products of each page of a full scan by page
-    number as it arrives (the caller's chance to work while the rest are in
-    flight).
-
-    A full scan reads pages by number, ``concurrency`` at a time, when
-    ``concurrency`` > 1: the report's ``unchecked`` then asks the caller to
-    run ``removed_during`` before trusting (and storing) the index, and
-    ``rescan`` when it finds a reason not to. Otherwise a full scan walks the
-    cursor. Raises ``ScanFailed`` with the index untouched when any page
-    fails. ``field`` is the stock field ``client`` reads (an index made for
-    another one is rebuilt).
+    Either way the result is complete and checked: a full scan by page
+    number (``concurrency`` > 1) is followed by ``removed_during``, and by a
+    cursor scan when that finds a reason to doubt it. Raises ``ScanFailed``
+    with the index untouched when any page fails. ``field`` is the stock
+    field ``client`` reads (an index made for another one is rebuilt);
+    ``pending``: the writes to judge when there is no ``index`` to hold them.
     """
     reason = needs_full(index, now, full_every, field)
-    since = None
-    if reason is None and index is not None and index.watermark is not None:
-        since = index.since(overlap)
-        if since is None:
-            reason = "unreadable watermark"
-    if reason is not None or index is None or since is None:
-        if concurrency <= 1:
-            return await rescan(client, now=now, field=field, reason=reason or "")
-        # The previous index, however old, says how many pages to expect.
-        expect = 0 if index is None else math.ceil(
-            max(len(index.products), index.size_hint) / MAX_PER_PAGE)
-        scan = await scan_all_pages(client, concurrency=concurrency, expect_pages=expect,
-                                    on_page=on_read)
-        fresh, report = _fresh(scan, now, field, reason or "")
-        report.unchecked = scan
-        return fresh, report
-    scan = await scan_products(client, since)
-    index.merge(scan)
-    return index, RefreshReport("incremental", scan.pages, len(scan.products), scan.problems,
-                                read=scan.products)
-
-
-async def rescan(
-    client: InSalesClient, *, now: float, field: str | None, reason: str
-) -> tuple[InSalesIndex, RefreshReport]:
-    """A full scan that walks the cursor: slower than pages, complete whatever happens."""
-    return _fresh(await scan_products(client, None), now, field, reason)
-
-
-def _fresh(scan: ScanResult, now: float, field: str | None,
-           reason: str) -> tuple[InSalesIndex, RefreshReport]:
+    since = None if index is None else index.since(overlap)
+    if reason is None and index is not None and since is not None:
+        scan = await scan_products(client, since, with_deleted=True)
+        gone = sum(1 for pid in scan.deleted if pid in index.products)
+        index.merge(scan, verdicts)
+        return index, RefreshReport("incremental", scan.pages, len(scan.products),
+                                    scan.problems, deleted=gone)
+    reason = reason or "unreadable watermark"
+    if concurrency <= 1:
+        scan = await scan_products(client, None)
+    else:
+        if index is not None and (index.products or index.size_hint):
+            expect = math.ceil(max(len(index.products), index.size_hint) / MAX_PER_PAGE)
+        else:
+            expect = math.ceil(await _count(client) / MAX_PER_PAGE)
+        scan = await scan_all_pages(client, concurrency=concurrency, expect_pages=expect)
+        doubt = await removed_during(client, scan, overlap)
+        if doubt is not None:
+            reason = f"{reason}; {doubt}: read again by cursor"
+            scan = await scan_products(client, None)
     fresh = InSalesIndex(full_at=now, field=field)
-    fresh.merge(scan)
+    fresh.merge(scan, Verdicts())
+    fresh.dirty = set(fresh.products)
     if fresh.watermark is None:
         fresh.watermark = EPOCH  # an empty shop: start incremental scans from the beginning
-    return fresh, RefreshReport("full", scan.pages, len(scan.products), scan.problems, reason)
+    old = index.products.keys() if index is not None else ()
+    fresh.adopt(index.pending if index is not None else pending or {}, verdicts)
+    return fresh, RefreshReport("full", scan.pages, len(scan.products), scan.problems, reason,
+                                deleted=sum(1 for pid in old if pid not in fresh.products))
+
+
+async def _count(client: InSalesClient) -> int:
+    """Products in the shop, to know how many pages a first full scan reads."""
+    try:
+        return await client.products_count()
+    except ApiError as exc:
+        raise ScanFailed(0, "", exc) from exc

@@ -1,4 +1,19 @@
-"""The stock sync both InSales integrations run: fetch source and target, match, plan, apply.
+"""The stock sync both InSales integrations run: fetch -> plan -> write -> confirm -> record.
+
+* fetch: the source and the shop at once. The shop comes from the index
+  (kept in memory between runs, checked against the stored copy), brought
+  up to date by a scan that sees every edit and deletion since the last
+  one; a full scan is checked for products it may have missed before
+  anything is planned from it. Reads also decide the earlier writes InSales
+  had not shown yet (``pending``); those overdue are read by id.
+* plan: pure (``plan``): never a key duplicated in the shop or ambiguous
+  in the source; a figure written and not yet shown counts as the shop's.
+* write: batches of 100, each stored in the write-ahead audit before it
+  goes out. InSales only queues them.
+* confirm: earlier writes the reads showed are settled ``confirmed``, the
+  ones that never showed ``unconfirmed``; this run's become pending. A
+  variant refused because its product was deleted leaves the index.
+* record: the index is stored (the pieces that changed).
 
 A run sees complete data from both sides or writes nothing (SPEC §2.1);
 upstream failures become a ``failed`` result rather than an exception, so
@@ -8,9 +23,7 @@ the daemon goes on with its other jobs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from stocksyncd.clients.insales import InSalesClient, Product, basic_auth, warehouse_field
@@ -18,47 +31,42 @@ from stocksyncd.config import ShopConfig, StockSyncOptions
 from stocksyncd.errors import StockSyncError
 from stocksyncd.http.limits import Limits
 from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
-from stocksyncd.http.transport import Transport, on_the_wire
-from stocksyncd.integrations.base import Change, Integration, Resources, RunContext, RunResult
-from stocksyncd.integrations.stock.apply import apply_writes
+from stocksyncd.http.transport import Transport
+from stocksyncd.integrations.base import Integration, Resources, RunContext, RunResult
+from stocksyncd.integrations.stock.apply import ApplyOutcome, apply_writes, as_change
 from stocksyncd.integrations.stock.index import (
     DEFAULT_OVERLAP,
-    INDEX_SCOPE,
-    JOURNAL_SUFFIX,
-    PRODUCT_WEIGHT,
-    IndexJournal,
     InSalesIndex,
     RefreshReport,
     ScanFailed,
-    needs_full,
     refresh_index,
-    removed_during,
-    rescan,
 )
-from stocksyncd.integrations.stock.keys import normalize_key, show_quantity
+from stocksyncd.integrations.stock.keys import normalize_key
 from stocksyncd.integrations.stock.model import StockSource
+from stocksyncd.integrations.stock.pending import Pending, Verdicts
 from stocksyncd.integrations.stock.plan import (
     Plan,
-    PlannedWrite,
-    SourceReducer,
-    SourceStock,
     TargetVariant,
     plan_reduced,
+    reduce_source,
 )
-from stocksyncd.integrations.stock.slices import CPU_SLICE, in_slices
+from stocksyncd.integrations.stock.stored import StoredIndex
 
 # Which InSales field carries the key when the config does not say.
 DEFAULT_TARGET_KEY = {"moysklad-insales": "sku", "kak2c-insales": "barcode"}
 MAX_REPORTED_PROBLEMS = 50
-JOURNAL_MIN = 2_000  # journal weight always allowed before the whole index is stored again
+MAX_REPORTED_UNCONFIRMED = 50
+# Products read by id in one run (overdue writes, refused variants): the rest wait a run.
+MAX_READS_BY_ID = 25
+SKIP_DELETED_IN_TARGET = "deleted_in_target"
+SKIP_UNCONFIRMED = "unconfirmed"
 
 
 class TargetRows:
-    """The planner's view of the shop: normalised key and current figure per variant.
+    """The planner's view of the shop, kept per product between runs.
 
-    Made product by product, and kept: a full scan hands each page here as it
-    arrives, so the rows are made while the later pages are in flight, not
-    after the last one. A product replaced since (read again) is done again.
+    A product not replaced since the last run keeps its rows: a quiet minute
+    makes rows only for the products its scan read.
     """
 
     def __init__(self, key_field: str, warehouse: int | None) -> None:
@@ -66,19 +74,22 @@ class TargetRows:
         self.warehouse = warehouse
         self._made: dict[int, tuple[Product, list[TargetVariant]]] = {}
 
-    def add(self, products: Iterable[Product]) -> None:
-        """Make the rows of ``products`` now."""
-        made, rows = self._made, self._rows
-        for product in products:
-            made[product.id] = (product, rows(product))
-
     def of(self, index: InSalesIndex) -> list[TargetVariant]:
-        """Every variant of ``index``, as the planner takes it."""
+        """Every variant of ``index``; a pending write's figure stands for the shop's."""
         out: list[TargetVariant] = []
-        made, rows = self._made, self._rows
+        made: dict[int, tuple[Product, list[TargetVariant]]] = {}
+        old, rows = self._made, self._rows
         for pid, product in index.products.items():
-            hit = made.get(pid)
-            out += hit[1] if hit is not None and hit[0] is product else rows(product)
+            hit = old.get(pid)
+            if hit is None or hit[0] is not product:
+                hit = (product, rows(product))
+            made[pid] = hit
+            out += hit[1]
+        self._made = made
+        pending = index.pending
+        if pending:
+            out = [t._replace(current=float(pending[t.id].value)) if t.id in pending else t
+                   for t in out]
         return out
 
     def _rows(self, product: Product) -> list[TargetVariant]:
@@ -98,11 +109,6 @@ def target_variants(
 ) -> list[TargetVariant]:
     """The planner's view of the shop: normalised key and current figure per variant."""
     return TargetRows(key_field, warehouse).of(index)
-
-
-def _change(w: PlannedWrite, field_name: str, applied: bool) -> Change:
-    return Change(ref=str(w.variant_id), key=w.key, field=field_name,
-                  old=show_quantity(w.old), new=str(w.new), applied=applied)
 
 
 class StockSyncIntegration:
@@ -128,12 +134,13 @@ class StockSyncIntegration:
         # shop at the same time would otherwise overwrite each other's copy (lost
         # update). Each still sees the other's writes, as changes in InSales.
         self.index_key = f"{shop_name}/{name}"
-        self.journal_key = self.index_key + JOURNAL_SUFFIX
         self.client = client
         self.source = source
         self.key_field = key_field
         self.field_name = warehouse_field(cfg.warehouse)
         self.overlap = overlap
+        self._index: InSalesIndex | None = None  # the copy in memory, between runs
+        self._rows = TargetRows(key_field, cfg.warehouse)
 
     async def close(self) -> None:
         """Nothing to release: sessions and limiters belong to the runtime."""
@@ -147,6 +154,9 @@ class StockSyncIntegration:
         source_before = self.source.requests_made()
         try:
             await self._run(ctx, result)
+        except BaseException:
+            self._index = None  # possibly half updated: load the stored copy next time
+            raise
         finally:
             result.requests = {
                 "insales": self.client.requests_made - insales_before,
@@ -155,237 +165,204 @@ class StockSyncIntegration:
             result.duration_s = ctx.clock.monotonic() - started
         return result
 
-    async def _fetch(
-        self, ctx: RunContext
-    ) -> tuple[SourceStock, InSalesIndex, RefreshReport, TargetRows]:
-        """Both sides at once; the first failure cancels the other.
-
-        Each side does its own CPU work (reducing the source, loading the stored
-        index) while the other side's requests are in flight.
-        """
-        rows = TargetRows(self.key_field, self.cfg.warehouse)
-        async with asyncio.TaskGroup() as tg:
-            # InSales first: its reads are the longer chain (more pages, fewer at a time).
-            refreshed = tg.create_task(self._read_target(ctx, rows))
-            source = tg.create_task(self._read_source(ctx))
-        index, report = refreshed.result()
-        return source.result(), index, report, rows
-
-    async def _read_source(self, ctx: RunContext) -> SourceStock:
-        items = await self.source.fetch(ctx)
-        # A part at a time: tens of milliseconds of CPU at 10k items, and the
-        # InSales answers that arrive meanwhile (the longer chain) should not
-        # wait for all of it.
-        reducer = SourceReducer(self.cfg.negative)
-        async for part in in_slices(items):
-            reducer.add(part)
-        return reducer.result()
-
-    async def _read_target(self, ctx: RunContext,
-                           rows: TargetRows) -> tuple[InSalesIndex, RefreshReport]:
-        now = ctx.clock.time()
-        data = await ctx.state.get_value(INDEX_SCOPE, self.index_key)
-        stored = InSalesIndex.header(data)
-        if needs_full(stored, now, self.cfg.full_refresh, self.field_name) is None:
-            # An incremental scan builds on the stored products: load them and the journal.
-            journal = await ctx.state.get_value(INDEX_SCOPE, self.journal_key)
-            stored = InSalesIndex.load(data, journal)
-        return await refresh_index(
-            self.client, stored, now=now, full_every=self.cfg.full_refresh,
-            overlap=self.overlap, concurrency=self.cfg.write_concurrency, field=self.field_name,
-            on_read=rows.add,
-        )
-
     async def _run(self, ctx: RunContext, result: RunResult) -> None:
+        store = StoredIndex(ctx.state, self.index_key)
+        verdicts = Verdicts()
         try:
-            source, index, report, rows = await self._fetch(ctx)
+            async with asyncio.TaskGroup() as tg:
+                shop = tg.create_task(self._read_shop(ctx, store, verdicts))
+                items = tg.create_task(self.source.fetch(ctx))
         except* StockSyncError as group:
+            self._index = None  # the reads may have been half taken in
             result.status = "failed"
             for exc in group.exceptions:
-                if isinstance(exc, ScanFailed):
+                if isinstance(exc, ScanFailed | ByIdFailed):
                     result.errors.append(str(exc))
                 else:
                     result.errors.append(f"{self.source.api}: fetching the source failed: {exc}")
             result.message = "a page failed after retries; nothing written"
         if result.status == "failed":
             return
-        why = await self._sync(ctx, result, source, index, report, rows=rows)
-        if why is not None:
-            await self._sync_again(ctx, result, source, why)
+        index, report = shop.result()
+        source = reduce_source(items.result(), self.cfg.negative)
 
-    async def _sync(self, ctx: RunContext, result: RunResult, source: SourceStock,
-                    index: InSalesIndex, report: RefreshReport, *,
-                    rows: TargetRows) -> str | None:
-        """Plan and apply against ``index``, then store it.
-
-        Returns why the page scan behind ``index`` may have missed products
-        (then the index was not stored), or None.
-        """
-        check: asyncio.Future[str | None] | None = None
-        if report.unchecked is not None:
-            # The check for deletions goes out now and is answered while the
-            # run plans and writes; only storing the index waits for it.
-            check = asyncio.ensure_future(
-                removed_during(self.client, report.unchecked, self.overlap))
-            await on_the_wire()
-        try:
-            return await self._plan_and_apply(ctx, result, source, index, report, rows=rows,
-                                              check=check)
-        finally:
-            if check is not None:
-                await _cancelled(check)
-
-    async def _plan_and_apply(self, ctx: RunContext, result: RunResult, source: SourceStock,
-                              index: InSalesIndex, report: RefreshReport, *, rows: TargetRows,
-                              check: asyncio.Future[str | None] | None) -> str | None:
-        ctx.log.info("{name}: insales index {mode} ({pages} pages, {n} products read)",
-                     name=self.name, mode=report.mode, pages=report.pages, n=report.products_read)
-        plan = plan_reduced(source, rows.of(index), zero_guard=self.cfg.zero_guard)
+        plan = plan_reduced(source, self._rows.of(index), zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
-        # The whole index is stored after a full scan, or when the journal has grown
-        # to a good part of it; otherwise this run only adds an entry to the journal.
-        rewrite = report.mode == "full" or index.snapshot is None or (
-            index.journal_weight() + 1 + PRODUCT_WEIGHT * len(report.read) + len(plan.writes)
-            > max(JOURNAL_MIN, PRODUCT_WEIGHT * len(index.products) // 4))
-        read = [] if rewrite else list(report.read.values())
+
+        outcome = await self._write(ctx, result, plan)
+        if outcome is not None:
+            await self._refused(result, index, outcome, verdicts)
+
+        await self._confirm(ctx, result, index, verdicts)
+        if outcome is not None:
+            self._pending(ctx, index, outcome, verdicts)
+
+        await self._record(result, store, index, full=report.mode == "full")
+
+    async def _read_shop(self, ctx: RunContext, store: StoredIndex,
+                         verdicts: Verdicts) -> tuple[InSalesIndex, RefreshReport]:
+        """The index, up to date and checked; overdue writes read by id and judged."""
+        header = await store.header()
+        index = self._index if store.holds(header, self._index) else await store.load(header)
+        self._index = None  # until this run has stored what it makes of it
+        pending = None if index is not None else await store.load_pending()
+        now = ctx.clock.time()
+        index, report = await refresh_index(
+            self.client, index, verdicts, now=now, full_every=self.cfg.full_refresh,
+            overlap=self.overlap, concurrency=self.cfg.write_concurrency,
+            field=self.field_name, pending=pending)
+        overdue = index.overdue(now, self.cfg.confirm_within)
+        if overdue:
+            read = await self._read_by_id(index, (p.product_id for p in overdue), verdicts)
+            index.expire((p for p in overdue if p.product_id in read), verdicts)
+        return index, report
+
+    async def _read_by_id(self, index: InSalesIndex, pids: Iterable[int],
+                          verdicts: Verdicts) -> set[int]:
+        """Read products by id (the first ``MAX_READS_BY_ID``) into ``index``; returns their ids."""
+        chosen = sorted(set(pids))[:MAX_READS_BY_ID]
+        gate = asyncio.Semaphore(max(1, self.cfg.write_concurrency))
+
+        async def read(pid: int) -> Product | None:
+            async with gate:
+                return await self.client.product(pid)
+
+        try:
+            found = await asyncio.gather(*(read(pid) for pid in chosen))
+        except StockSyncError as exc:
+            raise ByIdFailed(exc) from exc
+        for pid, product in zip(chosen, found, strict=True):
+            if product is None:
+                index.remove(pid, verdicts)
+            else:
+                index.take([product], verdicts)
+        return set(chosen)
+
+    async def _write(self, ctx: RunContext, result: RunResult, plan: Plan) -> ApplyOutcome | None:
+        """Send the plan, unless it is refused or a dry run."""
         if plan.abort is not None:
             result.status = "aborted"
             result.message = plan.abort
-            result.changes = [_change(w, self.field_name, False) for w in plan.writes]
+            result.changes = [as_change(w, self.field_name, False) for w in plan.writes]
             ctx.log.warning("{name}: {msg}", name=self.name, msg=plan.abort)
-        elif result.dry_run:
-            result.changes = [_change(w, self.field_name, False) for w in plan.writes]
+            return None
+        if result.dry_run:
+            result.changes = [as_change(w, self.field_name, False) for w in plan.writes]
             result.message = f"dry run: {len(plan.writes)} changes planned, nothing written"
-        elif plan.writes:
-            return await self._apply(ctx, result, plan, index, rewrite=rewrite, read=read,
-                                     check=check)
-        else:
+            return None
+        if not plan.writes:
             result.message = "nothing to change"
-        if rewrite:
-            why, failure = await self._save_checked(ctx, index, check)
-            if why is not None:
-                return why
-        else:
-            failure = await self._save_journal(ctx, index, read, [])
-        _state_failure(result, failure)
-        return None
-
-    async def _sync_again(self, ctx: RunContext, result: RunResult, source: SourceStock,
-                          why: str) -> None:
-        """The page scan may have missed products: walk the cursor and sync what is left.
-
-        What the first pass wrote is read back with its new figures, so the
-        second plan holds only what the first one could not see.
-        """
-        ctx.log.warning("{name}: {why}; reading InSales again by cursor", name=self.name, why=why)
-        applied = [c for c in result.changes if c.applied]
-        written, batches = result.counts.written, result.details.get("batches", 0)
-        failed = result.status == "failed"
-        try:
-            index, report = await rescan(self.client, now=ctx.clock.time(),
-                                         field=self.field_name, reason=why)
-        except ScanFailed as exc:
-            result.status = "failed"
-            result.errors.append(str(exc))
-            result.message = (f"{result.message}; {why}, and reading InSales again failed: "
-                              "the index was not saved")
-            return
-        result.status, result.changes = "ok", []
-        await self._sync(ctx, result, source, index, report,
-                         rows=TargetRows(self.key_field, self.cfg.warehouse))
-        result.details["index_reread"] = why
-        result.changes = applied + result.changes
-        result.counts.written += written
-        if batches:
-            result.details["batches"] = batches + result.details.get("batches", 0)
-        if failed and result.status == "ok":
-            result.status = "failed"
-        if written:
-            result.message = (f"{written} changes written, then InSales was read again "
-                              f"({why}): {result.message}")
-
-    async def _save_journal(self, ctx: RunContext, index: InSalesIndex, read: list[Product],
-                            writes: list[tuple[int, int]]) -> Exception | None:
-        """Add this run to the journal of the stored copy; a failure is returned, not raised."""
-        entries = [*index.journal, index.entry(read, writes, self.field_name)]
-        journal = IndexJournal(snapshot=index.snapshot or "", entries=entries)
-        failure = await _store(ctx, self.journal_key, journal.to_json())
-        if failure is None:
-            index.journal = entries
-        return failure
-
-    async def _save_index(self, ctx: RunContext, index: InSalesIndex) -> Exception | None:
-        """Store the index; a failure is returned (the run records it) rather than raised."""
-        # A new name for every copy: a journal written against an older copy
-        # must never be applied to this one.
-        index.snapshot = uuid.uuid4().hex
-        # A part at a time: the save runs while write answers come in.
-        products = await index.products_json(CPU_SLICE // 2)
-        return await _store(ctx, self.index_key, index.to_json(products))
-
-    async def _save_checked(self, ctx: RunContext, index: InSalesIndex,
-                            check: asyncio.Future[str | None] | None,
-                            ) -> tuple[str | None, Exception | None]:
-        """Store the whole index once its scan proved complete.
-
-        Returns why it was not (the check's verdict) and a save failure.
-        """
-        if check is not None and (why := await check) is not None:
-            return why, None
-        return None, await self._save_index(ctx, index)
-
-    async def _save_while_writing(self, ctx: RunContext, index: InSalesIndex,
-                                  check: asyncio.Future[str | None] | None,
-                                  ) -> tuple[str | None, Exception | None]:
-        # The batches go out first and the save fills the wait for their answers.
-        await on_the_wire()
-        return await self._save_checked(ctx, index, check)
-
-    async def _apply(self, ctx: RunContext, result: RunResult, plan: Plan, index: InSalesIndex,
-                     *, rewrite: bool, read: list[Product],
-                     check: asyncio.Future[str | None] | None) -> str | None:
-        """Write the plan; returns why the index was not stored (``_sync``)."""
-        # With ``rewrite`` the index as read is saved while the batches are in
-        # flight; either way what they change goes to the journal (IndexJournal).
-        saving = (asyncio.ensure_future(self._save_while_writing(ctx, index, check))
-                  if rewrite else None)
-        try:
-            outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
-                                         concurrency=self.cfg.write_concurrency)
-        except BaseException:
-            if saving is not None:
-                await _cancelled(saving)
-            raise
-        # Before the index changes below: the saved copy is the index as read.
-        why, failure = await saving if saving is not None else (None, None)
-        written = {w.variant_id for w in outcome.written}
-        result.changes = [_change(w, self.field_name, w.variant_id in written)
-                          for w in plan.writes]
-        result.counts.written = len(outcome.written)
+            return None
+        outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
+                                     concurrency=self.cfg.write_concurrency, audit=ctx.audit)
+        result.changes = outcome.changes
+        result.counts.written = len(outcome.sent)
         result.errors.extend(outcome.errors)
         result.details["batches"] = outcome.batches
-        # The stored copy plus its journal is the index from now on: this copy is
-        # not saved again, so the written figures go to the journal only.
-        if outcome.written:
-            # The next scans start after our writes (their figures are in the journal).
-            index.mark_written(outcome.server_time)
+        result.message = f"{len(outcome.sent)} changes sent to InSales' queue"
         if outcome.failed:
-            # A refused variant may have been deleted in InSales: rebuild the index next run.
-            index.stale = True
             result.status = "failed"
-            result.message = (f"{len(outcome.written)} of {len(plan.writes)} changes written; "
-                              f"{len(outcome.failed)} failed")
-        else:
-            result.message = f"{len(outcome.written)} changes written"
-        if why is not None:
-            return why  # the caller reads InSales again and stores that index
-        if failure is None:
-            if rewrite:
-                index.journal = []  # a new copy: the journal starts again
-            failure = await self._save_journal(
-                ctx, index, read, [(w.variant_id, w.new) for w in outcome.written])
-        _state_failure(result, failure)
-        return None
+            result.message += f"; {len(outcome.failed)} failed"
+        if outcome.fenced is not None:
+            result.status = "failed"
+            result.errors.append(f"write-ahead audit: {outcome.fenced}")
+            result.message += f"; writing stopped: {outcome.fenced}"
+        return outcome
+
+    async def _refused(self, result: RunResult, index: InSalesIndex, outcome: ApplyOutcome,
+                       verdicts: Verdicts) -> None:
+        """Tell refusals of variants whose product was deleted from real ones.
+
+        Refused variants' products are read by id: one InSales no longer has
+        is counted ``deleted_in_target`` and leaves the index; any other
+        refusal fails the run.
+        """
+        if not outcome.refused:
+            return
+        owners = {vid: owner.id for vid in outcome.refused
+                  if (owner := index.owner(vid)) is not None}
+        try:
+            await self._read_by_id(index, set(owners.values()), verdicts)
+        except ByIdFailed as exc:
+            result.errors.append(str(exc))
+        real = []
+        for vid, reason in outcome.refused.items():
+            if vid in owners and owners[vid] not in index.products:
+                result.counts.skip(SKIP_DELETED_IN_TARGET)
+            else:
+                real.append(f"insales: variant {vid} refused: {reason}")
+        if real:
+            result.status = "failed"
+            result.errors.extend(real)
+        deleted = len(outcome.refused) - len(real)
+        if deleted:
+            result.message += f"; {deleted} refused as their product was deleted in InSales"
+
+    async def _confirm(self, ctx: RunContext, result: RunResult, index: InSalesIndex,
+                       verdicts: Verdicts) -> None:
+        """Settle earlier writes the reads decided, and report the ones never shown."""
+        field_name = self.field_name
+
+        async def settle(pending: Sequence[Pending], status: Any, reason: str = "") -> None:
+            if pending:
+                await ctx.audit.settle([p.audited(field_name) for p in pending], status, reason)
+
+        await settle(verdicts.confirmed, "confirmed")
+        for p, shown in verdicts.superseded:
+            await settle([p], "unconfirmed",
+                         f"InSales showed {shown} after a later change to the product")
+        await settle(verdicts.deleted, "unconfirmed", "deleted in InSales")
+        await settle(verdicts.rewrite, "unconfirmed",
+                     f"not shown within {self.cfg.confirm_within:.0f} s; written again")
+        await settle(verdicts.unconfirmed, "unconfirmed",
+                     f"not shown within {self.cfg.confirm_within:.0f} s, twice")
+        result.counts.skip(SKIP_DELETED_IN_TARGET, len(verdicts.deleted))
+        result.counts.skip(SKIP_UNCONFIRMED, len(verdicts.unconfirmed))
+        details = result.details
+        details["confirmed"] = len(verdicts.confirmed)
+        if verdicts.superseded:
+            details["superseded"] = len(verdicts.superseded)
+        if verdicts.rewrite:
+            details["rewritten"] = len(verdicts.rewrite)
+        if verdicts.unconfirmed:
+            details["unconfirmed"] = [f"{p.variant_id} ({p.key}) = {p.value}"
+                                      for p in verdicts.unconfirmed][:MAX_REPORTED_UNCONFIRMED]
+            result.message += (f"; {len(verdicts.unconfirmed)} earlier writes never showed in "
+                               "InSales (written twice)")
+            ctx.log.warning("{name}: {n} writes not shown by InSales within the bound, twice",
+                            name=self.name, n=len(verdicts.unconfirmed))
+
+    def _pending(self, ctx: RunContext, index: InSalesIndex, outcome: ApplyOutcome,
+                 verdicts: Verdicts) -> None:
+        """This run's writes wait for a read to show them."""
+        now = ctx.clock.time()
+        again = {p.variant_id for p in verdicts.rewrite}
+        owners = {v.id: p for p in index.products.values() for v in p.variants} \
+            if outcome.sent else {}
+        for w, change in outcome.sent:
+            product = owners.get(w.variant_id)
+            if product is None:
+                continue  # left the index meanwhile (deleted): nothing to confirm
+            index.pending[w.variant_id] = Pending(
+                w.variant_id, product.id, w.key, w.new, now, product.updated_at,
+                attempt=2 if w.variant_id in again else 1, audit_id=change.audit_id,
+                change=change)
+        index.pending_dirty = True
+        ctx.log.debug("{name}: {n} writes pending", name=self.name, n=len(index.pending))
+
+    async def _record(self, result: RunResult, store: StoredIndex, index: InSalesIndex, *,
+                      full: bool) -> None:
+        """Store the index; a failure fails the run (the next one loads the older copy)."""
+        result.details["pending"] = len(index.pending)
+        try:
+            await store.save(index, full=full)
+        except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
+            result.status = "failed"
+            result.errors.append(f"state store: saving the InSales index failed: {exc}")
+            result.message = (result.message + "; " if result.message else "") + (
+                "the InSales index was not saved")
+            return
+        self._index = index
 
     def _report_plan(self, result: RunResult, plan: Plan, report: RefreshReport) -> None:
         result.counts = plan.counts
@@ -398,6 +375,8 @@ class StockSyncIntegration:
             "key": self.key_field,
             **plan.details,
         }
+        if report.deleted:
+            details["index_products_deleted"] = report.deleted
         if report.reason:
             details["index_full_reason"] = report.reason
         if report.problems:
@@ -406,30 +385,11 @@ class StockSyncIntegration:
         result.details.update(details)
 
 
-async def _cancelled(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` unless done, and wait until it is over."""
-    task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+class ByIdFailed(StockSyncError):
+    """Reading products by id failed after retries."""
 
-
-async def _store(ctx: RunContext, key: str, value: Any) -> Exception | None:
-    """Store an index value; a failure is returned for the run to record, not raised."""
-    try:
-        await ctx.state.set_value(INDEX_SCOPE, key, value)
-    except Exception as exc:  # noqa: BLE001 - the writes are done: keep their audit
-        return exc
-    return None
-
-
-def _state_failure(result: RunResult, exc: Exception | None) -> None:
-    """Record that the index could not be stored: the next run reads InSales again."""
-    if exc is None:
-        return
-    result.status = "failed"
-    result.errors.append(f"state store: saving the InSales index failed: {exc}")
-    result.message = (result.message + "; " if result.message else "") + (
-        "the InSales index was not saved")
+    def __init__(self, cause: StockSyncError) -> None:
+        super().__init__(f"insales: reading products by id failed: {cause}")
 
 
 # Positional on purpose: this exact signature is what both stock integrations call.
@@ -469,3 +429,4 @@ def build_stock_integration(  # noqa: PLR0917
             transport, warehouses=() if cfg.warehouse is None else (cfg.warehouse,)),
         source=source, key_field=key_field,
     )
+
