@@ -83,6 +83,7 @@ class SqlStateStore:
         if spec.backend == "sqlite" and not spec.memory:
             self._path = Path(spec.url.database or "").expanduser()
             self._fd = os.open(self._path, os.O_RDONLY)
+        self._lost: str | None = None  # why the SQLite file can no longer be used
         self._problem: str | None = None
 
     async def close(self) -> None:
@@ -134,31 +135,27 @@ class SqlStateStore:
         return None
 
     async def _check_file(self) -> None:
-        """Fail while the SQLite file is gone; adopt (and migrate) a file put in its place.
+        """Fail for good once the SQLite file at the path is not the one we opened.
 
-        Called under ``_lock``, so no connection is in use while the pool is reset.
+        Deleted, moved or replaced: whatever is recorded now would be lost, or
+        land in a file that lacks the runs in flight. A file put in its place is
+        not adopted while running: a WAL left over from the old file would be
+        replayed into it. A restart opens it cleanly.
         """
         if self._path is None or self._fd is None:
             return
-        identity = _file_identity(self._path)
-        ours = os.fstat(self._fd)
-        if identity == (ours.st_dev, ours.st_ino):
-            return
-        # Pooled connections point at the old file: writing there would be lost.
-        await self.engine.dispose()
-        if identity is None:
-            raise StoreUnavailable(
-                f"state store {self.url}: the file {self._path} is gone (deleted or moved); "
-                "nothing can be recorded until it is back")
-        await asyncio.to_thread(ensure_wal, self._spec)
-        await upgrade(self.engine)
-        os.close(self._fd)
-        self._fd = os.open(self._path, os.O_RDONLY)
-        # What was in flight belongs to the old file: the caller fails, the next call
-        # records into the new one.
-        raise StoreUnavailable(
-            f"state store {self.url}: the file {self._path} was replaced by another file; "
-            "recording goes on in the new file")
+        if self._lost is None:
+            identity = _file_identity(self._path)
+            ours = os.fstat(self._fd)
+            if identity == (ours.st_dev, ours.st_ino):
+                return
+            what = "is gone (deleted or moved)" if identity is None else (
+                "was replaced by another file")
+            self._lost = (f"the file {self._path} {what}; nothing is recorded until the "
+                          "daemon is restarted with the file in place")
+            # Pooled connections point at the old file.
+            await self.engine.dispose()
+        raise StoreUnavailable(f"state store {self.url}: {self._lost}")
 
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which knows ON CONFLICT."""
