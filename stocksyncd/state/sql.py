@@ -14,8 +14,8 @@ import functools
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa

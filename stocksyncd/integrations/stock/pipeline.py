@@ -350,7 +350,8 @@ class StockSyncIntegration:
                   if rewrite else None)
         try:
             outcome = await apply_writes(self.client, plan.writes, field_name=self.field_name,
-                                         concurrency=self.cfg.write_concurrency)
+                                         concurrency=self.cfg.write_concurrency,
+                                         audit=ctx.audit)
         except BaseException:
             if saving is not None:
                 await _cancelled(saving)
