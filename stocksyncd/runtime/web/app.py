@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.errors import StockSyncError
 from stocksyncd.runtime.view import DaemonView
 from stocksyncd.runtime.web import collect, pages, review, security
+from stocksyncd.runtime.web.health import HEALTH_TIMEOUT
 
 STATIC = Path(__file__).parent / "static"
 FLASH_COOKIE = "stocksyncd_flash"
@@ -142,7 +144,13 @@ async def healthz(request: web.Request) -> web.Response:
     """200 while healthy, 503 with reasons otherwise."""
     view = _view(request)
     try:
-        report, leases = await collect.health(view, request.app[CLOCK].now())
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            report, leases = await collect.health(view, request.app[CLOCK].now())
+    except TimeoutError:
+        body = {"status": "unhealthy", "replica": view.replica,
+                "reasons": [f"state store did not answer within {HEALTH_TIMEOUT:g}s"],
+                "integrations": {}, "leases": []}
+        return web.json_response(body, status=503, dumps=lambda o: orjson.dumps(o).decode())
     except Exception as exc:  # noqa: BLE001 - a broken state store is itself unhealthy
         logger.opt(exception=exc).warning("health check could not read the state store")
         body: dict[str, Any] = {"status": "unhealthy", "replica": view.replica,
