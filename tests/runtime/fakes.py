@@ -9,8 +9,8 @@ from typing import Any
 
 from stocksyncd.clock import Clock
 from stocksyncd.config import Config
-from stocksyncd.http.transport import ExchangeRecord
 from stocksyncd.errors import WriteFenced
+from stocksyncd.http.transport import ExchangeRecord
 from stocksyncd.integrations.base import (
     Change,
     ChangeStatus,

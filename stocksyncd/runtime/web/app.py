@@ -147,10 +147,11 @@ async def healthz(request: web.Request) -> web.Response:
         async with asyncio.timeout(HEALTH_TIMEOUT):
             report, leases = await collect.health(view, request.app[CLOCK].now())
     except TimeoutError:
-        body = {"status": "unhealthy", "replica": view.replica,
-                "reasons": [f"state store did not answer within {HEALTH_TIMEOUT:g}s"],
-                "integrations": {}, "leases": []}
-        return web.json_response(body, status=503, dumps=lambda o: orjson.dumps(o).decode())
+        late: dict[str, Any] = {
+            "status": "unhealthy", "replica": view.replica,
+            "reasons": [f"state store did not answer within {HEALTH_TIMEOUT:g}s"],
+            "integrations": {}, "leases": []}
+        return web.json_response(late, status=503, dumps=lambda o: orjson.dumps(o).decode())
     except Exception as exc:  # noqa: BLE001 - a broken state store is itself unhealthy
         logger.opt(exception=exc).warning("health check could not read the state store")
         body: dict[str, Any] = {"status": "unhealthy", "replica": view.replica,
