@@ -1,0 +1,255 @@
+"""Real daemon processes cut off every way the write-ahead audit must survive.
+
+Each test ends with the same check: every figure the InSales simulator took is
+in the audit, with its old and new value (``assert_audited``). The first stock
+run writes 100 variants, then its second batch is held by the simulator (it
+never reaches the shop) while the run is cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from stocksyncd.state import RunRecord, SqlStateStore, open_store
+
+from .conftest import (
+    EVERY,
+    LEASE_TTL,
+    PrivateCluster,
+    Replica,
+    assert_audited,
+    free_port,
+    wait_for,
+    write_config,
+)
+
+Control = Callable[..., Awaitable[Any]]
+
+
+def one_replica(tmp_path: Path, sims: dict[str, Any], state_url: str,
+                name: str = "alpha") -> Replica:
+    port = free_port()
+    config = write_config(tmp_path / f"{name}.toml", replica=name, port=port,
+                          state_url=state_url, sims=sims)
+    return Replica(name, config, port, tmp_path / f"{name}.log")
+
+
+async def stock_runs(store: SqlStateStore) -> list[RunRecord]:
+    return list(reversed(await store.recent_runs("stock", limit=1000)))
+
+
+async def held(control: Control) -> bool:
+    return bool((await control("GET", "/stats"))["held"])
+
+
+async def cut_off_run(store: SqlStateStore, replica: Replica) -> RunRecord:
+    """The one stock run that was cut off, with its changes."""
+    [brief] = [r for r in await stock_runs(store) if r.status not in ("ok", "running")]
+    run = await store.get_run(brief.run_id)
+    assert run is not None, replica.tail()
+    return run
+
+
+def assert_cut_off_audit(run: RunRecord) -> None:
+    """100 variants sent and answered; the held 50 planned (they may have gone out)."""
+    statuses = [c.status for c in run.changes]
+    assert statuses.count("sent") == 100, statuses
+    assert statuses.count("planned") == 50, statuses
+    assert run.changes_total == 150
+
+
+async def test_sigterm_after_shutdown_timeout_keeps_the_audit(
+    tmp_path: Path, sims: dict[str, Any], control: Control,
+) -> None:
+    state_url = f"sqlite:///{tmp_path}/state.db"
+    daemon = one_replica(tmp_path, sims, state_url)
+    await control("POST", "/hold?after=1")
+    daemon.start()
+    try:
+        await wait_for(lambda: held(control), timeout=20, what="the second write to be held")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.proc is not None
+        daemon.proc.wait(20)  # shutdown_timeout is 5 s: the run is cancelled then
+        assert daemon.proc.returncode == 0, daemon.tail()
+    finally:
+        daemon.stop()
+    stats = await control("GET", "/stats")
+    store = await open_store(state_url)
+    try:
+        run = await cut_off_run(store, daemon)
+        assert run.status == "failed" and "cancelled at shutdown" in run.message
+        assert run.counts["written"] == 100
+        assert_cut_off_audit(run)
+        assert await assert_audited(store, stats) == 100
+    finally:
+        await store.close()
+
+
+async def test_sigkill_then_restart_closes_the_run_as_interrupted(
+    tmp_path: Path, sims: dict[str, Any], control: Control,
+) -> None:
+    state_url = f"sqlite:///{tmp_path}/state.db"
+    daemon = one_replica(tmp_path, sims, state_url)
+    await control("POST", "/hold?after=1")
+    daemon.start()
+    store = await open_store(state_url)
+    try:
+        await wait_for(lambda: held(control), timeout=20, what="the second write to be held")
+        daemon.kill()
+        # Killed: the run is still "running", and its audit already holds every write.
+        [running] = [r for r in await stock_runs(store) if r.status == "running"]
+        full = await store.get_run(running.run_id)
+        assert full is not None
+        assert_cut_off_audit(full)
+
+        daemon.start()  # the restart closes it, then the next run writes the rest
+
+        async def finished() -> bool:
+            return any(r.status == "ok" and r.counts.get("written") for r in
+                       await stock_runs(store))
+
+        await wait_for(finished, timeout=30, what="a stock run after the restart")
+        daemon.stop()
+        run = await cut_off_run(store, daemon)
+        assert run.run_id == running.run_id and run.status == "interrupted"
+        assert_cut_off_audit(run)
+        stats = await control("GET", "/stats")
+        assert await assert_audited(store, stats) == 150
+    finally:
+        daemon.stop()
+        await store.close()
+
+
+@pytest.mark.parametrize("outage", ["frozen", "down"])
+async def test_postgres_unreachable_longer_than_the_lease(
+    tmp_path: Path, sims: dict[str, Any], control: Control, private_pg: PrivateCluster,
+    outage: str,
+) -> None:
+    daemon = one_replica(tmp_path, sims, private_pg.url)
+    await control("POST", "/hold?after=1")
+    daemon.start()
+    store = await open_store(private_pg.url)
+    try:
+        await wait_for(lambda: held(control), timeout=20, what="the second write to be held")
+        [running] = [r for r in await stock_runs(store) if r.status == "running"]
+        await store.close()
+        private_pg.signal(signal.SIGSTOP if outage == "frozen" else signal.SIGKILL)
+        if outage == "down":
+            assert private_pg.proc is not None
+            private_pg.proc.wait(10)
+
+        # The run stops once the lease may have expired (the held write is dropped);
+        # /healthz answers 503 within its timeout all along.
+        async with aiohttp.ClientSession() as session:
+
+            async def unhealthy() -> bool:
+                started = time.monotonic()
+                async with session.get(f"http://127.0.0.1:{daemon.port}/healthz",
+                                       timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    took = time.monotonic() - started
+                    assert took < 4.0, took
+                    return resp.status == 503
+
+            await wait_for(unhealthy, timeout=15, what="/healthz to say 503")
+            await wait_for(lambda: _false_when(held(control)), timeout=LEASE_TTL + 5,
+                           what="the cut-off run to drop its held write")
+            time_out = time.monotonic() + LEASE_TTL * 2
+            while time.monotonic() < time_out:
+                assert await unhealthy(), "healthy while nothing can be recorded"
+                assert daemon.alive, daemon.tail()
+
+            if outage == "frozen":
+                private_pg.signal(signal.SIGCONT)
+            else:
+                private_pg.start()
+            store = await open_store(private_pg.url)
+
+            # Without a restart: the cut-off run is closed, the next run writes the rest.
+            async def closed() -> RunRecord | None:
+                run = await store.get_run(running.run_id)
+                return run if run is not None and run.status != "running" else None
+
+            run = await wait_for(closed, timeout=40, what="the cut-off run to be closed")
+            assert run.status == "failed" and "lost the lease" in run.message, run
+
+            async def written() -> bool:
+                return any(r.status == "ok" and r.counts.get("written")
+                           for r in await stock_runs(store))
+
+            await wait_for(written, timeout=30, what="a stock run after the outage")
+
+            async def healthy() -> bool:
+                async with session.get(f"http://127.0.0.1:{daemon.port}/healthz") as resp:
+                    return resp.status == 200
+
+            await wait_for(healthy, timeout=30, what="/healthz to recover")
+        assert daemon.alive
+        daemon.stop()
+        assert_cut_off_audit(run)
+        stats = await control("GET", "/stats")
+        assert stats["write_requests"] == 2
+        assert await assert_audited(store, stats) == 150
+    finally:
+        daemon.stop()
+        await store.close()
+
+
+async def _false_when(probe: Awaitable[bool]) -> bool:
+    return not await probe
+
+
+async def test_a_frozen_leader_sends_nothing_stale(
+    replicas: dict[str, Replica], store: SqlStateStore, control: Control,
+) -> None:
+    # Writes take 1.5 s at the shop: the leader is frozen with one batch in flight
+    # and the next one queued.
+    await control("POST", "/slow?seconds=1.5")
+    for replica in replicas.values():
+        replica.start()
+
+    async def writing() -> bool:
+        return bool((await control("GET", "/stats"))["writing"])
+
+    await wait_for(writing, timeout=20, what="the first InSales write")
+    leases = {lease.name: lease.holder for lease in await store.leases()}
+    leader = replicas[leases["integration:stock"]]
+    other = next(r for r in replicas.values() if r is not leader)
+    leader.signal(signal.SIGSTOP)
+    try:
+        async def taken_over() -> bool:
+            return any(r.replica == other.name and r.status == "ok" and r.counts["written"]
+                       for r in await stock_runs(store))
+
+        await wait_for(taken_over, timeout=LEASE_TTL + EVERY + 20,
+                       what="the other replica to write in the leader's place")
+        before = await control("GET", "/stats")
+    finally:
+        leader.signal(signal.SIGCONT)
+
+    async def leader_run_over() -> bool:
+        return any(r.replica == leader.name and r.status not in ("ok", "running")
+                   for r in await stock_runs(store))
+
+    await wait_for(leader_run_over, timeout=20, what="the leader's run to end")
+    # Runs go on every 2 s: had the leader sent its queued batch, the other replica
+    # would have had figures to put right, and the shop would have seen more writes.
+    await asyncio.sleep(3 * EVERY)
+    after = await control("GET", "/stats")
+    for replica in replicas.values():
+        replica.stop()
+    assert after["write_arrivals"] == before["write_arrivals"], (before, after, leader.tail())
+    assert after["writes"] == before["writes"]
+    stale = [r for r in await stock_runs(store) if r.replica == leader.name
+             and r.status not in ("ok", "running")]
+    assert len(stale) == 1 and "lease" in stale[0].message, stale
+    for code, vid in after["variant_ids"].items():
+        assert after["quantities"][code] == int(code[-5:]) + 1, (code, vid)
+    assert await assert_audited(store, after) == sum(len(v) for v in after["writes"].values())
