@@ -350,9 +350,9 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - a store outage: retry while it lasts
                 if lease.left() > step + MARGIN:
                     logger.warning("could not renew the lease {}: {}", key,
-                                   exc or type(exc).__name__)
+                                   str(exc) or type(exc).__name__)
                     continue
-                why = f"could not renew it before its expiry ({exc or type(exc).__name__})"
+                why = f"could not renew it before its expiry ({str(exc) or type(exc).__name__})"
             lease.lose(why)
             logger.error("lost the lease {} while running: {}; stopping the run", key, why)
             lost.set()

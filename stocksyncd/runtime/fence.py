@@ -81,7 +81,7 @@ class HeldLease:
             renewed = await self.renew()
         except Exception as exc:
             raise WriteFenced(f"lease {self.name} could not be renewed before a write "
-                              f"({exc or type(exc).__name__}): not writing") from exc
+                              f"({str(exc) or type(exc).__name__}): not writing") from exc
         if not renewed:
             self.lose("another replica took it over")
             raise WriteFenced(f"lease {self.name} was taken over by another replica: not writing")
@@ -128,7 +128,7 @@ class StoreWriteAhead:
             raise
         except Exception as exc:
             raise WriteFenced(f"the state store could not record the batch before sending "
-                              f"it ({exc or type(exc).__name__}): not writing") from exc
+                              f"it ({str(exc) or type(exc).__name__}): not writing") from exc
         self.changes.extend(changes)
         if self.lease is not None:
             _WIRE.set(self.lease)
@@ -152,7 +152,7 @@ class StoreWriteAhead:
             await self.state.settle_changes(changes, status, reason)
         except Exception as exc:
             raise WriteFenced(f"the state store could not record the answer to a write "
-                              f"({exc or type(exc).__name__}): not writing") from exc
+                              f"({str(exc) or type(exc).__name__}): not writing") from exc
 
     async def _not_sent(self, changes: Sequence[Change], why: str) -> None:
         # On failure they stay "planned" (may have been sent): the safe claim.

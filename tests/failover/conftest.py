@@ -271,9 +271,20 @@ class PrivateCluster:
             time.sleep(0.1)
 
     def signal(self, sig: signal.Signals) -> None:
-        """Signal every process of the server (SIGSTOP freezes it, SIGCONT thaws it)."""
+        """Signal every process of the server (SIGSTOP freezes it, SIGCONT thaws it).
+
+        Each backend is its own process group, so the children are found by parent.
+        """
         assert self.proc is not None
-        os.killpg(self.proc.pid, sig)
+        main = self.proc.pid
+        children = [int(pid) for pid in subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(main)], capture_output=True, text=True,
+            check=False).stdout.split()]
+        # Stopped first, thawed last: no new backend is forked in between.
+        order = [*children, main] if sig == signal.SIGCONT else [main, *children]
+        for pid in order:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

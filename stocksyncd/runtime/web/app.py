@@ -140,12 +140,30 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 # -- handlers ---------------------------------------------------------------------------
 
 
+# Health checks given up on, kept referenced until their cancellation is over.
+_ABANDONED: set[asyncio.Future[Any]] = set()
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning
+
+
 async def healthz(request: web.Request) -> web.Response:
     """200 while healthy, 503 with reasons otherwise."""
     view = _view(request)
+    check = asyncio.ensure_future(collect.health(view, request.app[CLOCK].now()))
     try:
-        async with asyncio.timeout(HEALTH_TIMEOUT):
-            report, leases = await collect.health(view, request.app[CLOCK].now())
+        await asyncio.wait({check}, timeout=HEALTH_TIMEOUT)
+        if not check.done():
+            # Not awaited: undoing a query a frozen server never answers can itself
+            # take seconds, and the answer must not wait for that.
+            check.cancel()
+            _ABANDONED.add(check)
+            check.add_done_callback(_forget)
+            raise TimeoutError
+        report, leases = check.result()
     except TimeoutError:
         late: dict[str, Any] = {
             "status": "unhealthy", "replica": view.replica,
