@@ -16,7 +16,9 @@ Control (on the ``control`` URL):
 * ``POST /hold?after=N`` let N more InSales writes through, then hold the next
   one (it never reaches the shop) until the client goes away;
 * ``POST /slow?seconds=S`` every InSales write waits S seconds before it is
-  applied (``write_arrivals`` and ``writing`` in the stats count them as they come).
+  applied (``write_arrivals`` and ``writing`` in the stats count them as they come);
+* ``POST /busy?seconds=S`` the next InSales write is answered 503 with
+  ``Retry-After: S`` (``busy_answers`` counts them), so its sender waits to retry.
 """
 
 from __future__ import annotations
@@ -122,7 +124,10 @@ def stats(insales: InSalesSimulator, kak2c: Kak2cSimulator, mouser: MouserSimula
     """What the control endpoint reports."""
     writes: dict[str, list[Any]] = {}
     write_requests = 0
+    busy = 0
     for r in insales.requests:
+        if r.method == "PUT" and WRITE_PATH in r.path and r.status == 503:
+            busy += 1
         if r.method != "PUT" or WRITE_PATH not in r.path or r.status != 200:
             continue
         write_requests += 1
@@ -137,6 +142,7 @@ def stats(insales: InSalesSimulator, kak2c: Kak2cSimulator, mouser: MouserSimula
         "writes": writes,
         "write_requests": write_requests,
         "held": gate.held,
+        "busy_answers": busy,
         "write_arrivals": gate.arrivals,
         "writing": gate.writing,
         "kak2c_listings": kak2c.count("GET", "/products"),
@@ -165,10 +171,17 @@ async def serve() -> None:
         gate.delay = float(request.query.get("seconds", "0"))
         return web.json_response({"seconds": gate.delay})
 
+    async def busy(request: web.Request) -> web.Response:
+        seconds = request.query.get("seconds", "3")
+        insales.inject(status=503, headers={"Retry-After": seconds}, match=WRITE_PATH,
+                       method="PUT")
+        return web.json_response({"seconds": seconds})
+
     control = web.Application()
     control.router.add_get("/stats", get_stats)
     control.router.add_post("/hold", hold)
     control.router.add_post("/slow", slow)
+    control.router.add_post("/busy", busy)
     runner = web.AppRunner(control, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
