@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
@@ -26,6 +26,9 @@ from stocksyncd.runtime.fence import HeldLease, StoreWriteAhead
 from stocksyncd.runtime.heap import collection_paused
 from stocksyncd.runtime.resources import IntegrationObserver
 from stocksyncd.state.api import StateStore
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 # A run may not outlast two intervals, and is never cut before ten minutes
 # (a full MoySklad run takes about 1.5 min). Cron jobs get an hour.
@@ -186,13 +189,14 @@ class Executor:
         if capture is not None and not result.requests:
             result.requests = dict(capture.requests)
 
-        finished_at = self.clock.now()
+        # Recorded however the run ended: a cancellation now (the lease lost just as
+        # the run returned, a second stop signal) waits for the record, then counts.
+        record = asyncio.ensure_future(self._record(result, self.clock.now(), run_log))
         try:
-            await self.state.finish_run(result, finished_at=finished_at)
-        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the caller
-            run_log.error("could not record the end of the run: {}; retrying once the state "
-                          "store answers", exc)
-            self.unrecorded[run_id] = (result, finished_at)
+            await asyncio.shield(record)
+        except asyncio.CancelledError as exc:
+            await record
+            cancelled = cancelled or exc
         if self.metrics is not None:
             self.metrics.record_run(result)
         if capture is not None and self.debug_dir is not None:
@@ -220,6 +224,14 @@ class Executor:
         if cancelled is not None:
             raise cancelled
         return result
+
+    async def _record(self, result: RunResult, finished_at: datetime, run_log: Logger) -> None:
+        try:
+            await self.state.finish_run(result, finished_at=finished_at)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the caller
+            run_log.error("could not record the end of the run: {}; retrying once the state "
+                          "store answers", exc)
+            self.unrecorded[result.run_id] = (result, finished_at)
 
     async def record_unrecorded(self) -> int:
         """Record the ends of runs the store missed; how many are still waiting.
