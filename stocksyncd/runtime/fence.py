@@ -129,6 +129,8 @@ class StoreWriteAhead:
         except Exception as exc:
             raise WriteFenced(f"the state store could not record the batch before sending "
                               f"it ({str(exc) or type(exc).__name__}): not writing") from exc
+        for change in changes:
+            change.status, change.applied = "planned", False
         self.changes.extend(changes)
         if self.lease is not None:
             _WIRE.set(self.lease)
