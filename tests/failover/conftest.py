@@ -124,7 +124,7 @@ class Replica:
 
 
 def write_config(path: Path, *, replica: str, port: int, state_url: str,
-                 sims: dict[str, Any]) -> Path:
+                 sims: dict[str, Any], shutdown_timeout: float = 5.0) -> Path:
     path.write_text(f"""
 [daemon]
 state_url = {json.dumps(state_url)}
@@ -132,7 +132,7 @@ replica = "{replica}"
 lease_ttl = "{LEASE_TTL:g}s"
 log_format = "text"
 log_level = "INFO"
-shutdown_timeout = "5s"
+shutdown_timeout = "{shutdown_timeout:g}s"
 
 [web]
 listen = "127.0.0.1:{port}"

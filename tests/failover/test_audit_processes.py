@@ -35,10 +35,10 @@ Control = Callable[..., Awaitable[Any]]
 
 
 def one_replica(tmp_path: Path, sims: dict[str, Any], state_url: str,
-                name: str = "alpha") -> Replica:
+                name: str = "alpha", shutdown_timeout: float = 5.0) -> Replica:
     port = free_port()
     config = write_config(tmp_path / f"{name}.toml", replica=name, port=port,
-                          state_url=state_url, sims=sims)
+                          state_url=state_url, sims=sims, shutdown_timeout=shutdown_timeout)
     return Replica(name, config, port, tmp_path / f"{name}.log")
 
 
@@ -70,14 +70,14 @@ async def test_sigterm_after_shutdown_timeout_keeps_the_audit(
     tmp_path: Path, sims: dict[str, Any], control: Control,
 ) -> None:
     state_url = f"sqlite:///{tmp_path}/state.db"
-    daemon = one_replica(tmp_path, sims, state_url)
+    daemon = one_replica(tmp_path, sims, state_url, shutdown_timeout=1.0)
     await control("POST", "/hold?after=1")
     daemon.start()
     try:
         await wait_for(lambda: held(control), timeout=20, what="the second write to be held")
         daemon.signal(signal.SIGTERM)
         assert daemon.proc is not None
-        daemon.proc.wait(20)  # shutdown_timeout is 5 s: the run is cancelled then
+        daemon.proc.wait(20)  # shutdown_timeout is 1 s: the run is cancelled then
         assert daemon.proc.returncode == 0, daemon.tail()
     finally:
         daemon.stop()
@@ -160,7 +160,7 @@ async def test_postgres_unreachable_longer_than_the_lease(
 
             await wait_for(unhealthy, timeout=15, what="/healthz to say 503")
             # Longer than the lease: the run loses it and stops.
-            time_out = time.monotonic() + LEASE_TTL * 2
+            time_out = time.monotonic() + LEASE_TTL + 1
             while time.monotonic() < time_out:
                 assert await unhealthy(), "healthy while nothing can be recorded"
                 assert daemon.alive, daemon.tail()
@@ -244,7 +244,7 @@ async def test_a_frozen_leader_sends_nothing_stale(
     await wait_for(leader_run_over, timeout=20, what="the leader's run to end")
     # Runs go on every 2 s: had the leader sent its queued batch, the shop would
     # have seen it arrive (and the other replica would have had figures to put right).
-    await asyncio.sleep(3 * EVERY)
+    await asyncio.sleep(2 * EVERY)
     after = await control("GET", "/stats")
     for replica in replicas.values():
         replica.stop()
