@@ -613,6 +613,9 @@ class SqlStateStore:
         except Exception as exc:
             if (outage := self._outage(exc)) is None:
                 raise
+            # A store that cannot be read cannot be written either; the next
+            # successful write clears this.
+            self._problem = outage
             raise StoreUnavailable(f"state store {self.url}: {outage}") from exc
 
 

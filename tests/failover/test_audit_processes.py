@@ -256,3 +256,35 @@ async def test_a_frozen_leader_sends_nothing_stale(
     for code in after["variant_ids"]:
         assert after["quantities"][code] == int(code[-5:]) + 1, code
     assert await assert_audited(store, after) == sum(len(v) for v in after["writes"].values())
+
+
+async def test_a_deleted_sqlite_file_stops_the_writes(
+    tmp_path: Path, sims: dict[str, Any], control: Control,
+) -> None:
+    db = tmp_path / "state.db"
+    daemon = one_replica(tmp_path, sims, f"sqlite:///{db}")
+    await control("POST", "/slow?seconds=1")
+    daemon.start()
+    try:
+        async def writing() -> bool:
+            return bool((await control("GET", "/stats"))["writing"])
+
+        await wait_for(writing, timeout=20, what="the first InSales write")
+        db.unlink()  # while the first batch is in flight; the second is still to go
+
+        async with aiohttp.ClientSession() as session:
+
+            async def unhealthy() -> dict[str, Any] | None:
+                async with session.get(f"http://127.0.0.1:{daemon.port}/healthz") as resp:
+                    body: dict[str, Any] = await resp.json()
+                    return body if resp.status == 503 else None
+
+            body = await wait_for(unhealthy, timeout=10, what="/healthz to say 503")
+        assert any("is gone" in reason for reason in body["reasons"]), body
+        await asyncio.sleep(2 * EVERY)  # runs keep being due, and must not write
+        stats = await control("GET", "/stats")
+        assert stats["write_arrivals"] == 1, daemon.tail()
+        assert daemon.alive
+        assert not db.exists()  # not silently recreated
+    finally:
+        daemon.stop()
