@@ -223,7 +223,8 @@ class SqlStateStore:
                 # 13 ms before, 7 ms after).
                 await conn.exec_driver_sql(_insert_changes(conn.dialect), [
                     (run_id, first + i, c.ref, c.key, c.field, c.old, c.new, c.applied,
-                     _stored_status(c), "", False)
+                     _stored_status(c),
+                     "not sent" if _stored_status(c) == "planned" else "", False)
                     for i, c in enumerate(rest)
                 ])
             await conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(

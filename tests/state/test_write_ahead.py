@@ -66,8 +66,8 @@ async def test_finishing_keeps_rows_stored_ahead_even_when_the_result_lost_them(
                                      changes=[*sent, extra]), finished_at=T0)
     run = await store.get_run("r")
     assert run is not None and run.changes_total == 3
-    assert [(c.ref, c.status) for c in run.changes] == [
-        ("0", "sent"), ("1", "sent"), ("9", "planned")]
+    assert [(c.ref, c.status, c.reason) for c in run.changes] == [
+        ("0", "sent", ""), ("1", "sent", ""), ("9", "planned", "not sent")]
 
 
 async def test_interrupted_runs_keep_their_changes_as_they_stood(store: SqlStateStore) -> None:
