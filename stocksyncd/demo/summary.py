@@ -16,7 +16,7 @@ RECENT = 50
 MAX_CHANGES = 5
 MAX_TEXT = 60
 MAX_ERROR = 240
-FINISHED = ("ok", "aborted", "failed")
+FINISHED = ("ok", "aborted", "failed", "interrupted")
 
 
 def _short(value: str | None, limit: int = MAX_TEXT) -> str:

@@ -29,6 +29,7 @@ from stocksyncd.integrations import registry
 from stocksyncd.integrations.base import Integration, Resources
 from stocksyncd.redact import register_secrets
 from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
+from stocksyncd.runtime.fence import MARGIN, HeldLease
 from stocksyncd.runtime.heap import settle_heap
 from stocksyncd.runtime.logs import setup_logging
 from stocksyncd.runtime.resources import IntegrationResources, SharedResources
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from stocksyncd.runtime.metrics import Metrics
 
 HEARTBEAT_EVERY = 15.0
+STORE_RETRY_EVERY = 2.0  # heartbeat while the store cannot record
 PRUNE_EVERY_BEATS = 240  # once an hour, and once at start
 QUOTA_HISTORY = timedelta(days=2)  # quota buckets untouched this long are deleted
 CANCELLED_AT_SHUTDOWN = "cancelled at shutdown"
@@ -255,32 +257,43 @@ class Daemon:
         assert executor is not None
         key = f"integration:{live.name}"
         ttl = self._config.daemon.lease_ttl
-        lease = self.leases_in_use
+        lease: HeldLease | None = None
         renewer: asyncio.Task[None] | None = None
         lost = asyncio.Event()
         me = asyncio.current_task()
         assert me is not None
         try:
-            if lease:
+            if self.leases_in_use:
+
+                async def renew() -> bool:
+                    return await state.renew_lease(key, self.replica, ttl)
+
+                lease = HeldLease(key, self.replica, ttl, self.clock, renew)
+                attempt = self.clock.monotonic()
                 if not await state.try_acquire_lease(key, self.replica, ttl):
                     logger.debug("{}: another replica holds the lease; not running", live.name)
                     return
+                lease.kept(attempt)
                 self._leases[live.name] = self.replica
-                renewer = asyncio.create_task(self._renew(key, ttl, me, lost))
+                renewer = asyncio.create_task(self._renew(lease, me, lost))
                 # Holding the lease means no other replica runs this integration: any run
-                # of it still marked "running" elsewhere belongs to a replica that died.
-                await state.abandon_runs(
+                # of it still marked "running" elsewhere belongs to a replica that died
+                # (or lost its lease); its changes stay as they stood.
+                closed = await state.abandon_runs(
                     integration=live.name, except_replica=self.replica,
                     finished_at=self.clock.now(),
-                    message="abandoned: its replica stopped and lost the lease",
+                    message="interrupted: its replica stopped or lost the lease mid-run",
                 )
+                if closed:
+                    logger.warning("{}: closed {} run(s) another replica left unfinished",
+                                   live.name, closed)
             try:
                 if lease and trigger == "schedule" and await self._done_this_period(live.name):
                     return
                 await executor.run(
                     live.obj, trigger=trigger, dry_run=live.cfg.dry_run,
                     deadline=run_deadline(live.cfg, live.cfg.type),
-                    observer=live.res.counter, run_id=run_id,
+                    observer=live.res.counter, run_id=run_id, lease=lease,
                 )
             except asyncio.CancelledError:
                 # Our own renewer stopped the run (recorded as failed): not a shutdown.
@@ -289,7 +302,8 @@ class Daemon:
             finally:
                 if renewer is not None:
                     renewer.cancel()
-                if lease:
+                if lease is not None:
+                    lease.lose("the run is over")
                     with contextlib.suppress(Exception):
                         await state.release_lease(key, self.replica)
                     self._leases.pop(live.name, None)
@@ -312,32 +326,34 @@ class Daemon:
                     name, done.replica or "?", done.run_id)
         return True
 
-    async def _renew(self, key: str, ttl: float, run: asyncio.Task[None],
+    async def _renew(self, lease: HeldLease, run: asyncio.Task[None],
                      lost: asyncio.Event) -> None:
         """Keep the lease while the run lasts; stop the run once it may have expired.
 
-        The run is cancelled (and recorded as failed) when another replica took
-        the lease, or when no renewal succeeded and the next attempt would come
-        after the lease's expiry: from then on another replica may start the job.
+        Writes stop first (``lease.lose``: no batch goes out after that), then the
+        run is cancelled (and recorded as failed): when another replica took the
+        lease, or when no renewal succeeded and the next attempt would come after
+        the lease's expiry, since from then on another replica may start the job.
         """
-        loop = asyncio.get_running_loop()
+        key, ttl = lease.name, lease.ttl
         step = ttl / 3
-        expires = loop.time() + ttl
         while True:
             await asyncio.sleep(step)
-            attempt = loop.time()
+            attempt = self.clock.monotonic()
             try:
                 async with asyncio.timeout(step):
                     kept = await self.state.renew_lease(key, self.replica, ttl)
                 if kept:
-                    expires = attempt + ttl
+                    lease.kept(attempt)
                     continue
                 why = "another replica took it over"
             except Exception as exc:  # noqa: BLE001 - a store outage: retry while it lasts
-                if loop.time() + step < expires:
-                    logger.warning("could not renew the lease {}: {}", key, exc)
+                if lease.left() > step + MARGIN:
+                    logger.warning("could not renew the lease {}: {}", key,
+                                   str(exc) or type(exc).__name__)
                     continue
-                why = f"could not renew it before its expiry ({exc or type(exc).__name__})"
+                why = f"could not renew it before its expiry ({str(exc) or type(exc).__name__})"
+            lease.lose(why)
             logger.error("lost the lease {} while running: {}; stopping the run", key, why)
             lost.set()
             run.cancel(f"lost the lease: {why}")
@@ -375,6 +391,13 @@ class Daemon:
                     }
             except Exception as exc:  # noqa: BLE001 - a store outage must not stop the loop
                 logger.warning("heartbeat failed: {}", exc)
+                await asyncio.sleep(STORE_RETRY_EVERY)
+                continue
+            # Runs that ended during an outage are closed as soon as the store is back.
+            assert self._executor is not None
+            if self._executor.unrecorded and await self._executor.record_unrecorded():
+                await asyncio.sleep(STORE_RETRY_EVERY)
+                continue
             await asyncio.sleep(HEARTBEAT_EVERY)
 
     # -- building integrations -----------------------------------------------------------

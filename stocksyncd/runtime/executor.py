@@ -11,19 +11,24 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
 from stocksyncd.clock import Clock
 from stocksyncd.config import IntegrationBase, effective_every
-from stocksyncd.integrations.base import Integration, RunContext, RunResult
+from stocksyncd.integrations.base import Change, Integration, RunContext, RunResult
 from stocksyncd.redact import redact
 from stocksyncd.runtime.debugdump import dump_run
+from stocksyncd.runtime.fence import HeldLease, StoreWriteAhead
 from stocksyncd.runtime.heap import collection_paused
 from stocksyncd.runtime.resources import IntegrationObserver
 from stocksyncd.state.api import StateStore
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 # A run may not outlast two intervals, and is never cut before ten minutes
 # (a full MoySklad run takes about 1.5 min). Cron jobs get an hour.
@@ -54,6 +59,19 @@ def run_deadline(cfg: IntegrationBase, type_: str) -> float:
     if every is None:
         return CRON_DEADLINE
     return max(MIN_DEADLINE, 2 * every)
+
+
+def audited_changes(audited: list[Change], reported: list[Change]) -> list[Change]:
+    """The run's changes: every one stored ahead, then those the result adds.
+
+    The audit's copies are the truth of what may have gone out; the result's
+    own records of the same writes (built after the fact) would repeat them.
+    """
+    if not audited:
+        return reported
+    seen = {(c.ref, c.field) for c in audited}
+    return [*audited, *(c for c in reported if c.audit_id is None
+                        and (c.ref, c.field) not in seen)]
 
 
 def summary_line(result: RunResult) -> str:
@@ -117,6 +135,9 @@ class Executor:
         # Conflicts persist until someone fixes the data: warn when they change,
         # not on every run of a one-minute job.
         self._conflicts_seen: dict[str, frozenset[str]] = {}
+        # Runs that ended while the store could not record them, by run id, with
+        # when they ended: recorded by ``record_unrecorded`` once it is back.
+        self.unrecorded: dict[str, tuple[RunResult, datetime]] = {}
 
     async def run(
         self,
@@ -127,8 +148,12 @@ class Executor:
         deadline: float,
         observer: IntegrationObserver | None = None,
         run_id: str | None = None,
+        lease: HeldLease | None = None,
     ) -> RunResult:
         """Run ``integration`` once and return its recorded result.
+
+        Its writes go through a write-ahead audit on the store, fenced by
+        ``lease`` when replicas share the store.
 
         Raises only ``CancelledError`` (after recording the run as failed) and
         errors of the state store when even ``start_run`` fails.
@@ -147,9 +172,10 @@ class Executor:
         if self.metrics is not None:
             self.metrics.run_started(name)
         run_log.debug("run started ({}, {})", trigger, "dry run" if dry_run else "live")
+        audit = StoreWriteAhead(self.state, run_id, lease)
         ctx = RunContext(
             run_id=run_id, dry_run=dry_run, state=self.state, clock=self.clock,
-            trigger=trigger, log=run_log,
+            trigger=trigger, log=run_log, audit=audit,
         )
         cancelled: asyncio.CancelledError | None = None
         timer = asyncio.timeout(deadline)
@@ -170,6 +196,13 @@ class Executor:
                 run_log.opt(exception=exc).debug("run failed with a traceback")
             result = RunResult(integration=name, status="failed", errors=[text], message=text)
 
+        result.changes = audited_changes(audit.changes, result.changes)
+        if audit.changes and result.status == "failed" and not result.counts.written:
+            # A cut-off run's result is empty: what it wrote is what the audit holds.
+            result.counts.written = sum(c.applied for c in audit.changes)
+        unsettled = sum(c.status == "planned" for c in audit.changes)
+        if unsettled:
+            result.details["unsettled_changes"] = unsettled
         result.integration = name
         result.run_id = run_id
         result.dry_run = dry_run
@@ -181,10 +214,14 @@ class Executor:
         if capture is not None and not result.requests:
             result.requests = dict(capture.requests)
 
+        # Recorded however the run ended: a cancellation now (the lease lost just as
+        # the run returned, a second stop signal) waits for the record, then counts.
+        record = asyncio.ensure_future(self._record(result, self.clock.now(), run_log))
         try:
-            await self.state.finish_run(result, finished_at=self.clock.now())
-        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the caller
-            run_log.error("could not record the run: {}", exc)
+            await asyncio.shield(record)
+        except asyncio.CancelledError as exc:
+            await record
+            cancelled = cancelled or exc
         if self.metrics is not None:
             self.metrics.record_run(result)
         if capture is not None and self.debug_dir is not None:
@@ -212,3 +249,30 @@ class Executor:
         if cancelled is not None:
             raise cancelled
         return result
+
+    async def _record(self, result: RunResult, finished_at: datetime, run_log: Logger) -> None:
+        try:
+            await self.state.finish_run(result, finished_at=finished_at)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the caller
+            run_log.error("could not record the end of the run: {}; retrying once the state "
+                          "store answers", exc)
+            self.unrecorded[result.run_id] = (result, finished_at)
+
+    async def record_unrecorded(self) -> int:
+        """Record the ends of runs the store missed; how many are still waiting.
+
+        The run stays ``running`` in the store until then; its changes are
+        already there (stored ahead), so only the outcome is written.
+        """
+        for run_id, (result, finished_at) in list(self.unrecorded.items()):
+            try:
+                await self.state.finish_run(result, finished_at=finished_at)
+            except Exception as exc:  # noqa: BLE001 - still out: try again later
+                logger.bind(integration=result.integration, run_id=run_id).debug(
+                    "the end of the run is still not recorded: {}", exc)
+                break
+            del self.unrecorded[run_id]
+            logger.bind(integration=result.integration, run_id=run_id).warning(
+                "recorded the end of the run now that the state store answers: {}",
+                result.status)
+        return len(self.unrecorded)

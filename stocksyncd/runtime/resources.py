@@ -21,6 +21,7 @@ from stocksyncd import __version__
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.http.ratelimit import RateLimiter
 from stocksyncd.http.transport import ExchangeRecord, RequestObserver
+from stocksyncd.runtime.fence import FencedLimiter
 from stocksyncd.state.api import StateStore
 
 USER_AGENT = f"stocksyncd/{__version__}"
@@ -116,7 +117,8 @@ class SharedResources:
         """The limiter for ``key``; ``factory`` runs only the first time."""
         found = self._limiters.get(key)
         if found is None:
-            found = self._limiters[key] = factory()
+            # Every request waits here last: the place to check a writer's lease.
+            found = self._limiters[key] = FencedLimiter(factory())
         return found
 
     def for_integration(self, name: str) -> IntegrationResources:

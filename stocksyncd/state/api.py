@@ -7,12 +7,26 @@ run the same suite over both backends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stocksyncd.errors import StockSyncError
+
 if TYPE_CHECKING:
-    from stocksyncd.integrations.base import RunResult
+    from stocksyncd.integrations.base import Change, ChangeStatus, RunResult
+
+# Every status a stored run may have. ``interrupted``: the process running it
+# stopped (killed, crashed, lost its lease) before it could finish it; its
+# changes stay as they stood. ``sync --json`` only ever reports the first three.
+RUN_STATUSES = ("running", "ok", "aborted", "failed", "interrupted")
+# Finished runs that did not succeed.
+FAILED_STATUSES = ("failed", "interrupted")
+
+
+class StoreUnavailable(StockSyncError):
+    """The state store cannot record now: unreachable, too slow, or its file is gone."""
 
 
 @dataclass
@@ -25,6 +39,16 @@ class ChangeRecord:
     old: str | None
     new: str | None
     applied: bool
+    status: str = "confirmed"  # a ChangeStatus: planned | sent | confirmed | refused | unconfirmed
+    reason: str = ""  # why refused or unconfirmed
+
+
+@dataclass
+class LeaseFence:
+    """The lease a write must hold: its name and the replica that must hold it."""
+
+    name: str
+    holder: str
 
 
 @dataclass
@@ -38,7 +62,7 @@ class RunRecord:
     replica: str
     started_at: datetime
     finished_at: datetime | None = None  # None while the run is in flight
-    status: str = "running"  # running | ok | aborted | failed
+    status: str = "running"  # one of RUN_STATUSES
     duration_s: float = 0.0
     counts: dict[str, Any] = field(default_factory=dict)  # RunCounts as a dict
     conflicts: list[str] = field(default_factory=list)
@@ -124,10 +148,32 @@ class StateStore(Protocol):
         """When the integration last finished with status ``ok``."""
         ...
 
+    async def plan_changes(self, run_id: str, changes: Sequence[Change], *,
+                           fence: LeaseFence | None = None, valid_for: float = 0.0) -> None:
+        """Store ``changes`` of run ``run_id`` as ``planned`` before they are sent.
+
+        Sets each change's ``audit_id`` and ``status``. With ``fence``, in the
+        same transaction: raise ``WriteFenced`` (storing nothing) unless
+        ``fence.holder`` holds the lease ``fence.name`` for at least ``valid_for``
+        more seconds by its stored expiry.
+        """
+        ...
+
+    async def settle_changes(self, changes: Sequence[Change], status: ChangeStatus,
+                             reason: str = "") -> None:
+        """Move stored changes (by ``audit_id``) to ``status``."""
+        ...
+
+    def recording_problem(self) -> str | None:
+        """Why the store cannot record right now (its last write failed), or None."""
+        ...
+
     async def abandon_runs(self, *, message: str, finished_at: datetime,
                            replica: str | None = None, integration: str | None = None,
                            except_replica: str | None = None) -> int:
-        """Close runs still marked ``running`` whose process is gone, as ``failed``.
+        """Close runs still marked ``running`` whose process is gone, as ``interrupted``.
+
+        Their changes stay as they stood (``planned``: may have been sent).
 
         Filters: runs of ``replica``, of ``integration``, not of ``except_replica``.
         Returns how many runs were closed.

@@ -106,6 +106,12 @@ run_changes = sa.Table(
     sa.Column("old", sa.Text, nullable=True),
     sa.Column("new", sa.Text, nullable=True),
     sa.Column("applied", sa.Boolean, nullable=False),
+    # Added by revision 0003 (write-ahead audit): planned | sent | confirmed |
+    # refused | unconfirmed, why (refused, unconfirmed), and whether the row was
+    # stored before its request went out.
+    sa.Column("status", sa.String(16), nullable=False, server_default="confirmed"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("ahead", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_run_changes_run_seq", "run_id", "seq"),
 )
 

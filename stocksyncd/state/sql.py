@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,16 +23,31 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
+from stocksyncd.errors import WriteFenced
 from stocksyncd.state import schema as t
-from stocksyncd.state.api import ChangeRecord, Lease, ReplicaInfo, ReviewEntry, RunRecord
+from stocksyncd.state.api import (
+    ChangeRecord,
+    Lease,
+    LeaseFence,
+    ReplicaInfo,
+    ReviewEntry,
+    RunRecord,
+    StoreUnavailable,
+)
 from stocksyncd.state.engine import EngineSpec, ensure_wal, make_engine, parse_state_url
 from stocksyncd.state.migrate import upgrade
 
 if TYPE_CHECKING:
-    from stocksyncd.integrations.base import RunResult
+    from stocksyncd.integrations.base import Change, ChangeStatus, RunResult
 
 
-_CHANGE_COLUMNS = ("run_id", "seq", "ref", "key", "field", "old", "new", "applied")
+_CHANGE_COLUMNS = ("run_id", "seq", "ref", "key", "field", "old", "new", "applied", "status",
+                   "reason", "ahead")
+# Seconds any one operation may take before the store counts as unable to record
+# (a frozen PostgreSQL accepts connections and never answers).
+STORE_TIMEOUT = 10.0
+# Statuses whose write went out and was taken.
+_APPLIED = frozenset({"sent", "confirmed", "unconfirmed"})
 
 
 @functools.cache
@@ -47,30 +64,98 @@ class SqlStateStore:
     """``StateStore`` over one SQLAlchemy async engine."""
 
     def __init__(self, engine: AsyncEngine, spec: EngineSpec, *,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, timeout: float = STORE_TIMEOUT) -> None:
         self.engine = engine
         self.url = spec.redacted
         self.backend = spec.backend
+        self.timeout = timeout
+        self._spec = spec
         self._clock = clock
         # SQLite has one writer at a time, and an in-memory database one shared
         # connection; queueing here avoids "database is locked" and interleaved
         # transactions. PostgreSQL needs no such lock.
         self._lock: asyncio.Lock | None = asyncio.Lock() if spec.backend == "sqlite" else None
+        # A SQLite file is watched by identity: writes into a deleted or replaced
+        # file would be lost with it. The descriptor held open keeps the inode
+        # allocated, so a new file at the path can never look like ours.
+        self._path: Path | None = None
+        self._fd: int | None = None
+        if spec.backend == "sqlite" and not spec.memory:
+            self._path = Path(spec.url.database or "").expanduser()
+            self._fd = os.open(self._path, os.O_RDONLY)
+        self._lost: str | None = None  # why the SQLite file can no longer be used
+        self._problem: str | None = None
 
     async def close(self) -> None:
         """Dispose of connections."""
         await self.engine.dispose()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def recording_problem(self) -> str | None:
+        """Why the store cannot record right now (its last write failed), or None."""
+        return self._problem
 
     # -- plumbing -------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction, committed on success."""
-        if self._lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
+        """One transaction, committed on success, bounded by ``timeout``.
+
+        An outage (unreachable, too slow, file gone) raises ``StoreUnavailable``
+        and is remembered until a write succeeds again (``recording_problem``).
+        """
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._lock is None:
+                    async with self.engine.begin() as conn:
+                        yield conn
+                else:
+                    async with self._lock:
+                        await self._check_file()
+                        async with self.engine.begin() as conn:
+                            yield conn
+        except Exception as exc:
+            if (outage := self._outage(exc)) is None:
+                raise
+            self._problem = outage
+            raise StoreUnavailable(f"state store {self.url}: {outage}") from exc
+        self._problem = None
+
+    def _outage(self, exc: BaseException) -> str | None:
+        """What ``exc`` says about the store being unable to record, or None (a bug)."""
+        if isinstance(exc, StoreUnavailable):
+            return str(exc).removeprefix(f"state store {self.url}: ")
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.timeout:g}s"
+        if isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError | sa.exc.ProgrammingError):
+            return None
+        if isinstance(exc, sa.exc.DBAPIError | OSError | ConnectionError):
+            return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        return None
+
+    async def _check_file(self) -> None:
+        """Fail for good once the SQLite file at the path is not the one we opened.
+
+        Deleted, moved or replaced: whatever is recorded now would be lost, or
+        land in a file that lacks the runs in flight. A file put in its place is
+        not adopted while running: a WAL left over from the old file would be
+        replayed into it. A restart opens it cleanly.
+        """
+        if self._path is None or self._fd is None:
             return
-        async with self._lock, self.engine.begin() as conn:
-            yield conn
+        if self._lost is None:
+            identity = _file_identity(self._path)
+            ours = os.fstat(self._fd)
+            if identity == (ours.st_dev, ours.st_ino):
+                return
+            what = "is gone (deleted or moved)" if identity is None else (
+                "was replaced by another file")
+            self._lost = (f"the file {self._path} {what}; nothing is recorded until the "
+                          "daemon is restarted with the file in place")
+            # Pooled connections point at the old file.
+            await self.engine.dispose()
+        raise StoreUnavailable(f"state store {self.url}: {self._lost}")
 
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which knows ON CONFLICT."""
@@ -113,8 +198,6 @@ class SqlStateStore:
             "changes_total": len(result.changes),
         }
         run_id = result.run_id
-        changes = [(run_id, i, c.ref, c.key, c.field, c.old, c.new, c.applied)
-                   for i, c in enumerate(result.changes)]
         async with self._tx() as conn:
             updated = await conn.execute(
                 t.runs.update().where(t.runs.c.run_id == result.run_id).values(**outcome)
@@ -126,15 +209,97 @@ class SqlStateStore:
                     replica="", started_at=started, **outcome,
                 ))
             else:
-                await conn.execute(
-                    t.run_changes.delete().where(t.run_changes.c.run_id == result.run_id)
-                )
-            if changes:
+                # Rows stored ahead of their writes stay as they are: they are the
+                # audit even when the result lost track of them (a cut-off run).
+                await conn.execute(t.run_changes.delete().where(
+                    t.run_changes.c.run_id == result.run_id, ~t.run_changes.c.ahead))
+            ahead = await self._ahead_ids(conn, run_id)
+            rest = [c for c in result.changes if c.audit_id is None or c.audit_id not in ahead]
+            if rest:
+                first = await self._next_seq(conn, run_id) if ahead else 0
                 # Straight to the driver's executemany: a run can record thousands of
                 # changes, and SQLAlchemy's per-row parameter handling cost more
                 # than the insert itself (finishing a run with 490 changes on SQLite:
                 # 13 ms before, 7 ms after).
-                await conn.exec_driver_sql(_insert_changes(conn.dialect), changes)
+                await conn.exec_driver_sql(_insert_changes(conn.dialect), [
+                    (run_id, first + i, c.ref, c.key, c.field, c.old, c.new, c.applied,
+                     _stored_status(c),
+                     "not sent" if _stored_status(c) == "planned" else "", False)
+                    for i, c in enumerate(rest)
+                ])
+            await conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(
+                changes_total=len(ahead) + len(rest)))
+
+    async def _ahead_ids(self, conn: AsyncConnection, run_id: str) -> set[int]:
+        rows = await conn.execute(sa.select(t.run_changes.c.id).where(
+            t.run_changes.c.run_id == run_id, t.run_changes.c.ahead))
+        return {int(r[0]) for r in rows}
+
+    async def _next_seq(self, conn: AsyncConnection, run_id: str) -> int:
+        value = (await conn.execute(sa.select(sa.func.max(t.run_changes.c.seq)).where(
+            t.run_changes.c.run_id == run_id))).scalar()
+        return 0 if value is None else int(value) + 1
+
+    async def plan_changes(self, run_id: str, changes: Sequence[Change], *,
+                           fence: LeaseFence | None = None, valid_for: float = 0.0) -> None:
+        """Store ``changes`` of run ``run_id`` as ``planned`` before they are sent.
+
+        With ``fence``, in the same transaction: raise ``WriteFenced`` (storing
+        nothing) unless ``fence.holder`` holds the lease ``fence.name`` for at
+        least ``valid_for`` more seconds by its stored expiry.
+        """
+        if not changes:
+            return
+        async with self._tx() as conn:
+            if fence is not None:
+                await self._check_fence(conn, fence, valid_for)
+            counted = await conn.execute(t.runs.update().where(t.runs.c.run_id == run_id).values(
+                changes_total=t.runs.c.changes_total + len(changes)))
+            if counted.rowcount != 1:
+                raise WriteFenced(f"run {run_id} is not in the state store {self.url} (was its "
+                                  "file replaced?): its writes could not be recorded")
+            first = await self._next_seq(conn, run_id)
+            rc = t.run_changes
+            stmt = rc.insert().returning(rc.c.id, sort_by_parameter_order=True)
+            rows = await conn.execute(stmt, [
+                {"run_id": run_id, "seq": first + i, "ref": c.ref, "key": c.key,
+                 "field": c.field, "old": c.old, "new": c.new, "applied": False,
+                 "status": "planned", "reason": "", "ahead": True}
+                for i, c in enumerate(changes)
+            ])
+            ids = [int(r[0]) for r in rows]
+        for change, audit_id in zip(changes, ids, strict=True):
+            change.audit_id, change.status, change.applied = audit_id, "planned", False
+
+    async def _check_fence(self, conn: AsyncConnection, fence: LeaseFence,
+                           valid_for: float) -> None:
+        query = sa.select(t.leases.c.holder, t.leases.c.expires_at).where(
+            t.leases.c.name == fence.name)
+        if self.backend == "postgresql":
+            # Held until commit: a takeover waits for our rows, and sees them.
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None or row[0] != fence.holder:
+            holder = "nobody" if row is None else f"replica {row[0]}"
+            raise WriteFenced(f"lease {fence.name} is held by {holder}, not by "
+                              f"{fence.holder}: not writing")
+        left = (row[1] - self._now()).total_seconds()
+        if left < valid_for:
+            raise WriteFenced(
+                f"lease {fence.name} expires in {left:.1f}s by its stored expiry, "
+                f"less than the {valid_for:.1f}s the write may take: not writing")
+
+    async def settle_changes(self, changes: Sequence[Change], status: ChangeStatus,
+                             reason: str = "") -> None:
+        """Move stored changes (by ``audit_id``) to ``status``."""
+        ids = [c.audit_id for c in changes if c.audit_id is not None]
+        if ids:
+            async with self._tx() as conn:
+                await conn.execute(t.run_changes.update().where(t.run_changes.c.id.in_(ids))
+                                   .values(status=status, reason=reason,
+                                           applied=status in _APPLIED))
+        for change in changes:
+            change.status, change.applied = status, status in _APPLIED
 
     async def recent_runs(self, integration: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest first, without changes (``changes_total`` is filled)."""
@@ -160,7 +325,7 @@ class SqlStateStore:
         record = _run_record(row)
         record.changes = [
             ChangeRecord(ref=c["ref"], key=c["key"], field=c["field"], old=c["old"], new=c["new"],
-                         applied=bool(c["applied"]))
+                         applied=bool(c["applied"]), status=c["status"], reason=c["reason"])
             for c in changes
         ]
         return record
@@ -178,7 +343,10 @@ class SqlStateStore:
     async def abandon_runs(self, *, message: str, finished_at: datetime,
                            replica: str | None = None, integration: str | None = None,
                            except_replica: str | None = None) -> int:
-        """Close runs still marked ``running`` whose process is gone, as ``failed``."""
+        """Close runs still marked ``running`` whose process is gone, as ``interrupted``.
+
+        Their changes stay as they stood: ``planned`` ones may have been sent.
+        """
         where = [t.runs.c.status == "running"]
         if replica is not None:
             where.append(t.runs.c.replica == replica)
@@ -188,7 +356,8 @@ class SqlStateStore:
             where.append(t.runs.c.replica != except_replica)
         async with self._tx() as conn:
             closed = await conn.execute(t.runs.update().where(*where).values(
-                status="failed", finished_at=finished_at, message=message, errors=[message],
+                status="interrupted", finished_at=finished_at, message=message,
+                errors=[message],
             ))
         return int(closed.rowcount)
 
@@ -432,12 +601,38 @@ class SqlStateStore:
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reading (queued behind writers on SQLite, see ``_lock``)."""
-        if self._lock is None:
-            async with self.engine.connect() as conn:
-                yield conn
-            return
-        async with self._lock, self.engine.connect() as conn:
-            yield conn
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._lock is None:
+                    async with self.engine.connect() as conn:
+                        yield conn
+                else:
+                    async with self._lock:
+                        await self._check_file()
+                        async with self.engine.connect() as conn:
+                            yield conn
+        except Exception as exc:
+            if (outage := self._outage(exc)) is None:
+                raise
+            # A store that cannot be read cannot be written either; the next
+            # successful write clears this.
+            self._problem = outage
+            raise StoreUnavailable(f"state store {self.url}: {outage}") from exc
+
+
+def _stored_status(change: Change) -> str:
+    """A change the result holds but the audit never saw: not applied means never sent."""
+    if not change.applied and change.status == "confirmed":
+        return "planned"
+    return change.status
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _as_utc(value: Any) -> datetime | None:

@@ -14,7 +14,11 @@ Control (on the ``control`` URL):
   the Kak2c product listings (one per stock run), the Mouser part-number
   searches in order, and the current InSales quantities by barcode;
 * ``POST /hold?after=N`` let N more InSales writes through, then hold the next
-  one (it never reaches the shop) until the client goes away.
+  one (it never reaches the shop) until the client goes away;
+* ``POST /slow?seconds=S`` every InSales write waits S seconds before it is
+  applied (``write_arrivals`` and ``writing`` in the stats count them as they come);
+* ``POST /busy?seconds=S`` the next InSales write is answered 503 with
+  ``Retry-After: S`` (``busy_answers`` counts them), so its sender waits to retry.
 """
 
 from __future__ import annotations
@@ -62,10 +66,21 @@ class WriteGate:
     def __init__(self) -> None:
         self.after: int | None = None
         self.held = 0
+        self.delay = 0.0
+        self.arrivals = 0  # write requests that reached the shop's door, applied or not
+        self.writing = 0  # of those, being delayed right now
         self._never = asyncio.Event()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "PUT" and WRITE_PATH in request.path:
+            self.arrivals += 1
+            if self.delay:
+                self.writing += 1
+                try:
+                    await asyncio.sleep(self.delay)
+                finally:
+                    self.writing -= 1
         if request.method == "PUT" and WRITE_PATH in request.path and self.after is not None:
             if self.after > 0:
                 self.after -= 1
@@ -109,7 +124,10 @@ def stats(insales: InSalesSimulator, kak2c: Kak2cSimulator, mouser: MouserSimula
     """What the control endpoint reports."""
     writes: dict[str, list[Any]] = {}
     write_requests = 0
+    busy = 0
     for r in insales.requests:
+        if r.method == "PUT" and WRITE_PATH in r.path and r.status == 503:
+            busy += 1
         if r.method != "PUT" or WRITE_PATH not in r.path or r.status != 200:
             continue
         write_requests += 1
@@ -124,6 +142,9 @@ def stats(insales: InSalesSimulator, kak2c: Kak2cSimulator, mouser: MouserSimula
         "writes": writes,
         "write_requests": write_requests,
         "held": gate.held,
+        "busy_answers": busy,
+        "write_arrivals": gate.arrivals,
+        "writing": gate.writing,
         "kak2c_listings": kak2c.count("GET", "/products"),
         "mouser_searches": searches,
         "quantities": {v["barcode"]: v["quantity"] for v in insales.variants()},
@@ -146,9 +167,21 @@ async def serve() -> None:
         gate.after = int(request.query.get("after", "0"))
         return web.json_response({"after": gate.after})
 
+    async def slow(request: web.Request) -> web.Response:
+        gate.delay = float(request.query.get("seconds", "0"))
+        return web.json_response({"seconds": gate.delay})
+
+    async def busy(request: web.Request) -> web.Response:
+        seconds = request.query.get("seconds", "3")
+        insales.inject(status=503, headers={"Retry-After": seconds}, match=WRITE_PATH,
+                       method="PUT")
+        return web.json_response({"seconds": seconds})
+
     control = web.Application()
     control.router.add_get("/stats", get_stats)
     control.router.add_post("/hold", hold)
+    control.router.add_post("/slow", slow)
+    control.router.add_post("/busy", busy)
     runner = web.AppRunner(control, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

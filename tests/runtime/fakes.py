@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from stocksyncd.clock import Clock
 from stocksyncd.config import Config
+from stocksyncd.errors import WriteFenced
 from stocksyncd.http.transport import ExchangeRecord
-from stocksyncd.integrations.base import Integration, Resources, RunContext, RunResult
-from stocksyncd.state.api import Lease, RunRecord
+from stocksyncd.integrations.base import (
+    Change,
+    ChangeStatus,
+    Integration,
+    Resources,
+    RunContext,
+    RunResult,
+)
+from stocksyncd.state.api import Lease, LeaseFence, RunRecord
 
 
 class MemoryStore:
@@ -28,6 +37,28 @@ class MemoryStore:
         self.pruned_to: int | None = None
         self.quotas_pruned_before: datetime | None = None
         self.closed = False
+        self.planned: dict[int, Change] = {}  # audit id -> change, as the audit left it
+        self.fail_with: Exception | None = None  # raised by every write while set
+
+    def recording_problem(self) -> str | None:
+        return None if self.fail_with is None else str(self.fail_with)
+
+    async def plan_changes(self, run_id: str, changes: Sequence[Change], *,
+                           fence: LeaseFence | None = None, valid_for: float = 0.0) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        if fence is not None and self.lease_holders.get(fence.name) != fence.holder:
+            raise WriteFenced(f"lease {fence.name} is not held by {fence.holder}")
+        for change in changes:
+            change.audit_id, change.status = len(self.planned), "planned"
+            self.planned[change.audit_id] = change
+
+    async def settle_changes(self, changes: Sequence[Change], status: ChangeStatus,
+                             reason: str = "") -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        for change in changes:
+            change.status = status
 
     async def close(self) -> None:
         self.closed = True
@@ -38,6 +69,8 @@ class MemoryStore:
                                       dry_run=dry_run, replica=replica, started_at=started_at)
 
     async def finish_run(self, result: RunResult, *, finished_at: datetime) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
         rec = self.runs[result.run_id]
         rec.status = result.status
         rec.finished_at = finished_at
@@ -57,7 +90,7 @@ class MemoryStore:
                 continue
             if integration not in (None, rec.integration) or rec.replica == except_replica:
                 continue
-            rec.status, rec.finished_at, rec.message = "failed", finished_at, message
+            rec.status, rec.finished_at, rec.message = "interrupted", finished_at, message
             closed += 1
         return closed
 

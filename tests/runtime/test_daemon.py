@@ -279,7 +279,7 @@ async def test_start_closes_runs_this_replica_left_unfinished(tmp_path: Path) ->
     await h.store.start_run(run_id="elsewhere", integration="a", trigger="schedule",
                             dry_run=False, replica="r2", started_at=t0)
     await h.daemon.start()
-    assert h.store.runs["old"].status == "failed"
+    assert h.store.runs["old"].status == "interrupted"
     assert "interrupted" in h.store.runs["old"].message
     assert h.store.runs["elsewhere"].status == "running"  # another replica's business
     await h.daemon.stop()
@@ -292,7 +292,7 @@ async def test_taking_the_lease_closes_a_dead_replicas_run(tmp_path: Path) -> No
     await h.daemon.start()
     h.daemon._due("a")
     await h.wait_idle()
-    assert h.store.runs["dead"].status == "failed"
+    assert h.store.runs["dead"].status == "interrupted"
     assert "lost the lease" in h.store.runs["dead"].message
     await h.daemon.stop()
 

@@ -11,6 +11,7 @@ import pytest
 from stocksyncd.clock import FakeClock
 from stocksyncd.config import Kak2cInSalesConfig
 from stocksyncd.http.transport import ExchangeRecord
+from stocksyncd.integrations.base import Change, RunContext, RunResult
 from stocksyncd.redact import register_secrets
 from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
 from stocksyncd.runtime.resources import IntegrationObserver
@@ -150,3 +151,59 @@ async def test_conflicts_warn_when_they_appear_not_on_every_run(clock: FakeClock
     assert new == ["new conflicts, not written: A, B", "new conflicts, not written: C"]
     assert len(warnings) == 4  # each of those two runs: its summary line and the list
     assert sum(level == "INFO" and "shop: ok" in msg for level, msg in levels) == 2
+
+
+class _WritingIntegration:
+    """Writes two batches through the audit, then waits (to be cut off)."""
+
+    name = "shop"
+    type = "kak2c-insales"
+
+    def __init__(self) -> None:
+        self.wrote = asyncio.Event()
+
+    async def run(self, ctx: RunContext) -> RunResult:
+        sent = [Change(ref="1", key="A", field="quantity", old="0", new="5")]
+        await ctx.audit.planned(sent, may_take=1)
+        await ctx.audit.settle(sent, "sent")
+        maybe = [Change(ref="2", key="B", field="quantity", old="0", new="7")]
+        await ctx.audit.planned(maybe, may_take=1)
+        self.wrote.set()
+        await asyncio.Event().wait()  # the request never answers
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_cut_off_run_keeps_what_its_audit_holds(clock: FakeClock) -> None:
+    ex, store, _ = _executor(clock)
+    integ = _WritingIntegration()
+    task = asyncio.create_task(ex.run(integ, trigger="schedule", dry_run=False, deadline=60))
+    await integ.wrote.wait()
+    task.cancel("cancelled at shutdown")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [result] = store.results.values()
+    assert result.status == "failed" and result.message == "cancelled at shutdown"
+    assert [(c.ref, c.status) for c in result.changes] == [("1", "sent"), ("2", "planned")]
+    assert result.counts.written == 1
+    assert result.details["unsettled_changes"] == 1
+
+
+async def test_a_run_that_cannot_record_stops_writing_and_is_closed_later(
+    clock: FakeClock,
+) -> None:
+    ex, store, _ = _executor(clock)
+    integ = _WritingIntegration()
+    store.fail_with = OSError("connection refused")
+    result = await ex.run(integ, trigger="schedule", dry_run=False, deadline=60)
+    assert result.status == "failed"
+    assert result.errors[0].startswith("WriteFenced: the state store could not record")
+    assert not integ.wrote.is_set()
+    assert store.runs[result.run_id].status == "running"  # the end was not recorded
+    assert list(ex.unrecorded) == [result.run_id]
+    assert await ex.record_unrecorded() == 1  # still out
+    store.fail_with = None
+    assert await ex.record_unrecorded() == 0
+    assert store.runs[result.run_id].status == "failed"

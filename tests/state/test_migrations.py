@@ -58,13 +58,14 @@ async def test_upgrade_from_0001_keeps_data(state_url: str, clock: FakeClock) ->
 
     store = await open_store(state_url, clock=clock)
     try:
-        assert await current_revision(store.engine) == head_revision() == "0002"
+        assert await current_revision(store.engine) == head_revision() == "0003"
         run = await store.get_run("old-1")
         assert run is not None
         assert run.started_at == T0 and run.duration_s == 12.5
         assert run.counts == {"source": 3, "written": 1} and run.conflicts == ["K"]
         assert run.details == {"note": "kept"} and run.requests == {"insales": 2}
         assert [(c.ref, c.old, c.new) for c in run.changes] == [("v1", "1", "2")]
+        assert run.changes[0].status == "confirmed"  # the column 0003 added
         assert await store.last_success("warehouse") == T0
         assert await store.get_value("cursor", "parts") == {"next": 99}
         assert await store.quota_used("mouser", "2025-06-01") == 17

@@ -172,12 +172,12 @@ async def test_abandon_runs_closes_only_the_matching_running_runs(store: SqlStat
                                       finished_at=T0 + timedelta(minutes=1), message="gone")
     assert closed == 1
     a1 = await store.get_run("a1")
-    assert a1 is not None and a1.status == "failed" and a1.errors == ["gone"]
+    assert a1 is not None and a1.status == "interrupted" and a1.errors == ["gone"]
     assert a1.finished_at == T0 + timedelta(minutes=1)
     assert (await store.get_run("a2")).status == "running"  # type: ignore[union-attr]
 
     assert await store.abandon_runs(replica="r1", finished_at=T0, message="restart") == 1
-    assert (await store.get_run("b1")).status == "failed"  # type: ignore[union-attr]
+    assert (await store.get_run("b1")).status == "interrupted"  # type: ignore[union-attr]
     assert (await store.get_run("done")).status == "ok"  # type: ignore[union-attr]
     assert await store.abandon_runs(replica="r1", finished_at=T0, message="again") == 0
 

@@ -36,6 +36,10 @@ class FakeState:
         self.lease_list: list[Lease] = []
         self.replica_list: list[ReplicaInfo] = []
         self._next_id = 1
+        self.problem: str | None = None  # what recording_problem says
+
+    def recording_problem(self) -> str | None:
+        return self.problem
 
     def add_run(self, run: RunRecord) -> None:
         run.changes_total = run.changes_total or len(run.changes)

@@ -13,10 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stocksyncd.clients.insales import MAX_GROUP_UPDATE, InSalesClient, VariantWrite
-from stocksyncd.errors import ApiError, WriteFenced
+from stocksyncd.errors import ApiError, FatalApiError, WriteFenced
 from stocksyncd.integrations.base import Change, WriteAhead
 from stocksyncd.integrations.stock.keys import show_quantity
 from stocksyncd.integrations.stock.plan import PlannedWrite
+
+# Seconds one batch may take to reach InSales, for the write fence: the lease must
+# outlast it. The request is checked again right before it goes out (the runtime's
+# fenced limiter), so this is the time to the wire, not to the answer.
+BATCH_MAY_TAKE = 1.0
 
 
 @dataclass
@@ -61,8 +66,6 @@ async def apply_writes(
     outcome = ApplyOutcome()
     chunks = batches(writes)
     gate = asyncio.Semaphore(max(1, concurrency))
-    transport = client.transport
-    may_take = transport.timeout * transport.retry.attempts
 
     async def send(chunk: list[PlannedWrite]) -> None:
         async with gate:
@@ -70,7 +73,7 @@ async def apply_writes(
                 return
             changes = [as_change(w, field_name, False) for w in chunk]
             try:
-                await audit.planned(changes, may_take=may_take)
+                await audit.planned(changes, may_take=BATCH_MAY_TAKE)
             except WriteFenced as exc:
                 outcome.fenced = exc
                 return
@@ -79,13 +82,21 @@ async def apply_writes(
             try:
                 result = await client.variants_group_update(
                     [VariantWrite(w.variant_id, field_name, w.new) for w in chunk])
+            except WriteFenced as exc:
+                # Stopped right before the wire (the lease ran short while the
+                # request waited for budget): its rows stay "planned".
+                outcome.fenced = exc
+                return
             except ApiError as exc:
                 first, last = chunk[0].variant_id, chunk[-1].variant_id
                 outcome.errors.append(
                     f"insales: update of {len(chunk)} variants ({first}..{last}) failed: {exc}")
                 for w in chunk:
                     outcome.failed[w.variant_id] = str(exc)
-                await audit.settle(changes, "refused", str(exc))
+                if isinstance(exc, FatalApiError):
+                    await audit.settle(changes, "refused", str(exc))
+                # Otherwise (a timeout, a 5xx after retries) the shop may still
+                # have taken the request: its rows stay "planned", the honest claim.
                 return
         taken, refused = [], []
         for w, change in zip(chunk, changes, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.errors import StockSyncError
 from stocksyncd.runtime.view import DaemonView
 from stocksyncd.runtime.web import collect, pages, review, security
+from stocksyncd.runtime.web.health import HEALTH_TIMEOUT
 
 STATIC = Path(__file__).parent / "static"
 FLASH_COOKIE = "stocksyncd_flash"
@@ -138,11 +140,36 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 # -- handlers ---------------------------------------------------------------------------
 
 
+# Health checks given up on, kept referenced until their cancellation is over.
+_ABANDONED: set[asyncio.Future[Any]] = set()
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning
+
+
 async def healthz(request: web.Request) -> web.Response:
     """200 while healthy, 503 with reasons otherwise."""
     view = _view(request)
+    check = asyncio.ensure_future(collect.health(view, request.app[CLOCK].now()))
     try:
-        report, leases = await collect.health(view, request.app[CLOCK].now())
+        await asyncio.wait({check}, timeout=HEALTH_TIMEOUT)
+        if not check.done():
+            # Not awaited: undoing a query a frozen server never answers can itself
+            # take seconds, and the answer must not wait for that.
+            check.cancel()
+            _ABANDONED.add(check)
+            check.add_done_callback(_forget)
+            raise TimeoutError
+        report, leases = check.result()
+    except TimeoutError:
+        late: dict[str, Any] = {
+            "status": "unhealthy", "replica": view.replica,
+            "reasons": [f"state store did not answer within {HEALTH_TIMEOUT:g}s"],
+            "integrations": {}, "leases": []}
+        return web.json_response(late, status=503, dumps=lambda o: orjson.dumps(o).decode())
     except Exception as exc:  # noqa: BLE001 - a broken state store is itself unhealthy
         logger.opt(exception=exc).warning("health check could not read the state store")
         body: dict[str, Any] = {"status": "unhealthy", "replica": view.replica,

@@ -54,6 +54,14 @@ async def _health_input(view: DaemonView, job: JobInfo, limit: int,
 async def health(view: DaemonView, now: datetime) -> tuple[HealthReport, list[Lease]]:
     """Judge every integration from the shared run history."""
     failures = view.config.daemon.failures_unhealthy
+    problem = view.state.recording_problem()
+    if problem is not None:
+        # Asking the store would only wait for it: judge by the schedule alone.
+        unread = [JobHealthInput(name=j.name, enabled=j.enabled, dry_run=j.dry_run,
+                                 interval_s=None, lease_holder=j.lease_holder)
+                  for j in view.jobs()]
+        return judge(unread, now=now, started_at=view.started_at, failures_unhealthy=failures,
+                     recording_problem=problem), []
     leases = await view.state.leases()
     # The daemon names an integration's lease "integration:<name>".
     holders = {lease.name.removeprefix("integration:"): lease.holder for lease in leases}

@@ -12,16 +12,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from stocksyncd.state.api import FAILED_STATUSES
+
 # Overdue after max(3 x interval, interval + 5 min) without a success.
 OVERDUE_FACTOR = 3
 OVERDUE_SLACK_S = 300.0
+# /healthz answers within this many seconds, whatever the state store does (a
+# frozen PostgreSQL accepts connections and never answers).
+HEALTH_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
 class RunBrief:
     """What health needs to know about one run."""
 
-    status: str  # running | ok | aborted | failed
+    status: str  # running | ok | aborted | failed | interrupted
     dry_run: bool
     finished_at: datetime | None
     started_at: datetime
@@ -102,7 +107,7 @@ def judge_job(job: JobHealthInput, *, now: datetime, started_at: datetime,
         verdict.status = "disabled"
         return verdict
     recent = finished[:failures_unhealthy]
-    if len(recent) == failures_unhealthy and all(r.status == "failed" for r in recent):
+    if len(recent) == failures_unhealthy and all(r.status in FAILED_STATUSES for r in recent):
         verdict.status, verdict.unhealthy = "failing", True
         verdict.reason = f"{job.name}: the last {failures_unhealthy} runs failed"
         return verdict
@@ -123,9 +128,17 @@ def judge_job(job: JobHealthInput, *, now: datetime, started_at: datetime,
 
 
 def judge(jobs: Sequence[JobHealthInput], *, now: datetime, started_at: datetime,
-          failures_unhealthy: int) -> HealthReport:
-    """The status of the daemon: unhealthy when any enabled integration is."""
+          failures_unhealthy: int, recording_problem: str | None = None) -> HealthReport:
+    """The status of the daemon: unhealthy when any enabled integration is.
+
+    Also unhealthy while runs cannot be recorded (``recording_problem``): the
+    daemon writes nothing upstream then, whatever the run history says.
+    """
     report = HealthReport(healthy=True)
+    if recording_problem is not None:
+        report.healthy = False
+        report.reasons.append(f"runs cannot be recorded, nothing is written: "
+                              f"{recording_problem}")
     for job in jobs:
         verdict = judge_job(job, now=now, started_at=started_at,
                             failures_unhealthy=failures_unhealthy)

@@ -200,7 +200,11 @@ RUNS_HEAD = ("<thead><tr><th>Started</th><th>Integration</th><th>Status</th><th>
 
 def change_cells(change: ChangeRecord) -> str:
     """Key, field and old -> new of one change."""
-    applied = "" if change.applied else " " + badge("planned", "dry-run")
+    # The write-ahead status: "planned" may have been sent (or was a dry run).
+    shown = change.status if change.status != "confirmed" or not change.applied else ""
+    applied = " " + badge(shown, "dry-run" if shown == "planned" else shown) if shown else ""
+    if change.reason:
+        applied += f' <span class="muted">{esc(change.reason)}</span>'
     return (
         f'<td data-label="Key"><code>{esc(change.key)}</code></td>'
         f'<td data-label="Ref"><code>{esc(change.ref)}</code></td>'
