@@ -37,7 +37,7 @@ SEARCHED_FIELDS = ("ManufacturerPartNumber", "Description", "Manufacturer", "Cat
 # Garbage an answer can be replaced with, keyed by the name ``garble`` takes.
 GARBAGE_KINDS = (
     "missing_keys", "nulls", "strings_for_numbers", "wrong_types", "no_results_object",
-    "html", "not_json", "message_only",
+    "html", "not_json", "message_only", "null_results",
 )
 
 
@@ -335,6 +335,9 @@ class MouserSimulator(Simulator):
             return json_response({"Message": "An error has occurred."})
         if kind == "no_results_object":
             return json_response({"Errors": [], "SearchResults": None})
+        if kind == "null_results":
+            return json_response({"Errors": None,
+                                  "SearchResults": {"NumberOfResult": None, "Parts": None}})
         for part in parts:
             if kind == "missing_keys":
                 for key in ("MouserPartNumber", "PriceBreaks", "Availability"):
