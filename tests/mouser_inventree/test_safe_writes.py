@@ -228,3 +228,32 @@ async def test_an_unsearchable_sku_is_an_error_without_a_call(env: Env, name: st
     assert env.searched() == ["595-LM358DR"]
     (entry,) = await env.reviews("error")
     assert entry.part_pk == 10
+
+
+# -- review-page actions ------------------------------------------------------------------------
+
+
+async def test_ignore_part_sets_the_flag_and_the_part_is_skipped(env: Env) -> None:
+    env.inv.metadata[("part", 60)] = {"supplier_sync": {"note": "keep"}, "other": 1}
+    job = env.job(parts_per_run=3, calls_per_run=3)
+    await env.run(job)  # 10 and 20 in one call, then 60 searched by name
+    assert [e.part_pk for e in await env.reviews("hits")] == [60]
+    message = await job.ignore_part(60)
+    assert "ignored" in message and "1 entry removed" in message
+    assert env.inv.metadata[("part", 60)] == {
+        "supplier_sync": {"note": "keep", "exclude": "True"}, "other": 1}
+    assert await env.reviews() == [e for e in await env.reviews() if e.part_pk != 60]
+    await env.set_cursor(60)
+    result = await env.run(job)
+    assert result.counts.skipped_by_reason.get("excluded_part") == 1
+    assert "BC547" not in env.searched()[-1]
+
+
+async def test_review_actions_count_in_the_one_ledger(env: Env) -> None:
+    job = env.job(parts_per_run=3, calls_per_run=3)
+    await env.run(job)
+    assert await job.quota_left() == 998
+    (hits,) = await env.reviews("hits")
+    assert hits.id is not None
+    await job.create_supplier_part(hits.id, 0)  # one exact look-up to fill it in
+    assert await job.quota_left() == 997

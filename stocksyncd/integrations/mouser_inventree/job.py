@@ -101,6 +101,10 @@ from stocksyncd.state.api import StateStore
 CURSOR_SCOPE = "mouser-inventree"
 MAX_PART_ATTEMPTS = 3  # runs in a row one part may fail before it is recorded and skipped
 MAX_SKIPS_PER_RUN = 200  # excluded parts walked past in one run (bounds InvenTree traffic)
+# How long the list of candidate pks is reused. Listing 10,000 parts is 100 pages;
+# at a run every 90 s that would be 96,000 requests a day. Between listings each
+# part is read fresh (one request) before it is synced, so no stale flag counts.
+CANDIDATES_TTL = 900.0
 T = TypeVar("T")
 
 
@@ -204,6 +208,8 @@ class MouserInvenTreeJob:
         self.state = state  # set by every run; review actions need it between runs
         self.quota_key = _quota_key(cfg.mouser_api_key.get_secret_value())
         self._supplier_checked = False
+        self._pks: list[int] = []
+        self._pks_at: float | None = None
 
     async def close(self) -> None:
         """Nothing of our own to release: the runtime owns the sessions."""
@@ -255,8 +261,12 @@ class MouserInvenTreeJob:
             return
         self.inventree.clear_cache()
         await self._inventree(self._check_supplier())
-        parts = await self._inventree(self._candidates())
-        pks = sorted(parts)
+        parts: dict[int, Part] = {}
+        now = self.clock.monotonic()
+        if self._pks_at is None or now - self._pks_at >= CANDIDATES_TTL or not self._pks:
+            parts = await self._inventree(self._candidates())
+            self._pks, self._pks_at = sorted(parts), now
+        pks = self._pks
         stored = await ctx.state.get_value(CURSOR_SCOPE, self.name)
         cursor = stored if isinstance(stored, int) and not isinstance(stored, bool) else None
         result.details["cursor"] = cursor
@@ -301,7 +311,13 @@ class MouserInvenTreeJob:
         skus = 0
         result = run.result
         while i < len(order) and len(batch) < room and result.counts.skipped < MAX_SKIPS_PER_RUN:
-            part = parts[order[i]]
+            part = parts.get(order[i]) or await self._fresh_part(order[i])
+            if part is None:
+                result.counts.source += 1
+                result.counts.skip("gone")  # deleted since the candidates were listed
+                i += 1
+                continue
+            parts[part.pk] = part
             item = items.get(part.pk)
             if item is None:
                 reason = await self._checked_exclusion(part, result, run.book)
@@ -334,6 +350,15 @@ class MouserInvenTreeJob:
             if skus >= BATCH_MAX:
                 break
         return batch, i
+
+    async def _fresh_part(self, pk: int) -> Part | None:
+        """The part as InvenTree has it now; None when it is gone."""
+        try:
+            return await self.inventree.get_part(pk)
+        except NotFoundError:
+            return None
+        except (ApiError, PayloadError) as exc:
+            raise _RunFailure(f"InvenTree: {exc}") from exc
 
     async def _item(self, part: Part) -> _Item:
         try:
@@ -711,6 +736,30 @@ class MouserInvenTreeJob:
         )
         text = f"created supplier part {sp.pk} (SKU {sku}) for {entry.part_name}"
         return text + await self._fill(state, entry.part_pk, entry.part_name, sp)
+
+    async def ignore_part(self, part_pk: int) -> str:
+        """Flag the part as excluded in its InvenTree metadata and drop its review entries.
+
+        Writes the original plugin's flag (``supplier_sync.exclude = "True"``),
+        keeping whatever else the part's metadata holds.
+        """
+        state = self.state
+        if state is None:
+            raise StockSyncError("the job has not run yet, so its results are not available")
+        try:
+            current = await self.inventree.part_metadata(part_pk)
+            own = current.get("supplier_sync")
+            flag = {**(own if isinstance(own, dict) else {}), "exclude": "True"}
+            await self.inventree.set_metadata("part", part_pk, {"supplier_sync": flag})
+        except NotFoundError:
+            raise StockSyncError(f"part {part_pk} no longer exists in InvenTree") from None
+        except (ApiError, PayloadError) as exc:
+            raise StockSyncError(f"InvenTree refused the exclusion flag: {exc}") from None
+        logger.info("{}: part {} metadata supplier_sync.exclude set to True (review page)",
+                    self.name, part_pk)
+        gone = await ReviewBook(state, self.name).forget_part(part_pk)
+        return (f"part {part_pk} is ignored from now on (metadata supplier_sync.exclude); "
+                f"{gone} entr{'y' if gone == 1 else 'ies'} removed")
 
     async def _create(self, part_pk: int, sku: str, chosen: dict[str, Any]) -> SupplierPart:
         await self._inventree(self._check_supplier())
