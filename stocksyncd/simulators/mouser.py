@@ -49,6 +49,8 @@ def format_price(value: Decimal, currency: str) -> str:
     text = f"{value:,.2f}" if value >= 1 else f"{value:.3f}"
     if currency == "USD":
         return f"${text}"
+    if currency == "CHF":  # a Swiss account: point decimal, the code after the number
+        return f"{text} CHF"
     continental = text.replace(",", "_").replace(".", ",").replace("_", ".")
     if currency == "SEK":
         return f"{continental} kr"

@@ -479,3 +479,19 @@ def test_mark_created_records_the_hit_and_blocks_a_second_click() -> None:
     assert data["created"] == {"supplier_part": 42, "sku": "1-X1", "hit": 0}
     with pytest.raises(ValueError, match="already created"):
         check_creatable("hits", data, 0)
+
+
+@pytest.mark.parametrize(
+    ("note", "status", "expected"),
+    [("keep 2 reels", "Obsolete", "Obsolete"),
+     ("keep 2 reels [Mouser: End of Life]", "Obsolete", "Obsolete"),
+     ("Obsolete", None, ""),
+     ("End of Life", "Obsolete", "Obsolete")],
+)
+def test_bare_note_is_the_status_alone(note: str, status: str | None, expected: str) -> None:
+    plan = plan_note(note, status, note_format="bare")
+    assert plan.changed and plan.note == expected
+
+
+def test_bare_note_unchanged_when_the_status_is() -> None:
+    assert not plan_note("Obsolete", "Obsolete", note_format="bare").changed

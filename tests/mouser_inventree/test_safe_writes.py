@@ -257,3 +257,20 @@ async def test_review_actions_count_in_the_one_ledger(env: Env) -> None:
     assert hits.id is not None
     await job.create_supplier_part(hits.id, 0)  # one exact look-up to fill it in
     assert await job.quota_left() == 997
+
+
+async def test_bare_note_format_writes_the_status_alone(env: Env) -> None:
+    env.mouser.set_lifecycle("595-NE555P", "Obsolete")
+    await env.run(env.job(note_format="bare"))
+    assert env.inv.supplier_parts[1]["note"] == "Obsolete"
+
+
+async def test_swiss_prices_reach_inventree_exactly(env: Env) -> None:
+    env.inv.currencies = (*DEFAULT_CURRENCIES, "CHF")
+    env.mouser.set_prices("595-NE555P", [(1, Decimal("1.185")), (10, Decimal("0.089"))], "CHF")
+    assert env.mouser.part("595-NE555P")["PriceBreaks"][1]["Price"] == "0.089 CHF"
+    # Three decimals after a point, the code after the number: never read as 1185.
+    env.mouser.part("595-NE555P")["PriceBreaks"][0]["Price"] = "1.185 CHF"
+    await env.run(env.job())
+    assert breaks(env) == [(Decimal(1), Decimal("1.185"), "CHF"),
+                           (Decimal(10), Decimal("0.089"), "CHF")]
