@@ -290,6 +290,9 @@ class MouserInvenTreeJob:
                 return
             synced += len(batch)
             i = after
+            # Saved after every batch: a later failure does not redo this one.
+            nxt = order[i] if i < len(order) else cursor_after(pks, order[-1])
+            await self._set_cursor(ctx, result, nxt)
         nxt = order[i] if i < len(order) else cursor_after(pks, order[-1])
         await self._set_cursor(ctx, result, nxt)
         if not result.message:
@@ -406,6 +409,9 @@ class MouserInvenTreeJob:
                 outcome = await self._sync_item(item, found, run)
             except (_PartRetry, _Stop) as exc:
                 return await self._stopped(ctx, run, item.part, exc)
+            except (_RunFailure, WriteFenced):
+                await self._set_cursor(ctx, run.result, item.part.pk)  # the ones before are done
+                raise
             except _PartProblem as exc:
                 await self._part_error(ctx, run, item.part, str(exc))
                 continue
