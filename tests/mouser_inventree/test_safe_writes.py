@@ -274,3 +274,17 @@ async def test_swiss_prices_reach_inventree_exactly(env: Env) -> None:
     await env.run(env.job())
     assert breaks(env) == [(Decimal(1), Decimal("1.185"), "CHF"),
                            (Decimal(10), Decimal("0.089"), "CHF")]
+
+
+async def test_inventree_failing_one_parts_read_moves_the_cursor_on(env: Env) -> None:
+    env.inv.inject(Fault(status=500, body="", method="GET", match="/api/company/part/",
+                         times=200))
+    job = env.job()
+    for _ in range(2):
+        result = await env.run(job)
+        assert result.status == "failed" and "InvenTree failed for this part" in result.message
+        assert await env.cursor() == 10
+    await env.run(job)  # part 10 is recorded and passed; part 20 fails next (every read does)
+    (entry,) = await env.reviews("error")
+    assert entry.part_pk == 10 and "3 times" in entry.message
+    assert await env.cursor() == 20

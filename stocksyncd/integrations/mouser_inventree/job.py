@@ -120,6 +120,22 @@ class _RunFailure(Exception):
     """The run cannot go on (configuration, key refused, InvenTree down, a proxy refusing)."""
 
 
+class _Halt(Exception):
+    """The run stops with the cursor on ``pk`` (already recorded in the result)."""
+
+    def __init__(self, pk: int) -> None:
+        super().__init__(pk)
+        self.pk = pk
+
+
+def _inventree_failure(exc: RetriableError) -> Exception:
+    """InvenTree answered 5xx for one part's data: that part's problem, retried a bounded
+    number of times; no answer at all (unreachable, timeout): the run's."""
+    if exc.status is not None:
+        return _PartRetry(f"InvenTree failed for this part: {exc}")
+    return _RunFailure(f"InvenTree: {exc}")
+
+
 class _Stop(Exception):
     """A call limit stops the run; the cursor stays on the part (``resets_at``: when to go on)."""
 
@@ -278,13 +294,19 @@ class MouserInvenTreeJob:
         items: dict[int, _Item] = {}
         while (i < len(order) and synced < self.cfg.parts_per_run
                and calls < self.cfg.calls_per_run and result.counts.skipped < MAX_SKIPS_PER_RUN):
-            batch, after = await self._collect(ctx, run, parts, order=order, i=i,
-                                               room=self.cfg.parts_per_run - synced, items=items)
+            try:
+                batch, after = await self._collect(ctx, run, parts, order=order, i=i,
+                                                   room=self.cfg.parts_per_run - synced,
+                                                   items=items)
+            except _Halt as halt:
+                await self._set_cursor(ctx, result, halt.pk)
+                return
             if not batch:
                 i = after
                 continue
             stop_at = await self._sync_batch(ctx, run, batch)
-            calls += max(1, -(-sum(len(b.sps) for b in batch) // BATCH_MAX))
+            calls += 1 if batch[0].needs_search else -(-sum(len(b.sps) for b in batch)
+                                                        // BATCH_MAX)
             if stop_at is not None:
                 await self._set_cursor(ctx, result, stop_at)
                 return
@@ -323,17 +345,26 @@ class MouserInvenTreeJob:
             parts[part.pk] = part
             item = items.get(part.pk)
             if item is None:
-                reason = await self._checked_exclusion(part, result, run.book)
+                try:
+                    reason = await self._checked_exclusion(part, result, run.book)
+                    item = None if reason else await self._item(part)
+                except NotFoundError:
+                    reason = "gone"
+                except _PartProblem as exc:
+                    result.counts.source += 1
+                    await self._part_error(ctx, run, part, str(exc))
+                    i += 1
+                    continue
+                except _PartRetry as exc:
+                    if batch:
+                        break  # the batch so far goes first; this part leads the next one
+                    result.counts.source += 1
+                    stop = await self._stopped(ctx, run, part, exc)
+                    if stop is not None:
+                        raise _Halt(stop) from exc
+                    i += 1
+                    continue
                 result.counts.source += 1
-                if reason is None:
-                    try:
-                        item = await self._item(part)
-                    except NotFoundError:
-                        reason = "gone"
-                    except _PartProblem as exc:
-                        await self._part_error(ctx, run, part, str(exc))
-                        i += 1
-                        continue
                 if reason is not None:
                     result.counts.skip(reason)
                     i += 1
@@ -369,8 +400,10 @@ class MouserInvenTreeJob:
                                                       supplier=self.cfg.mouser_supplier)
         except NotFoundError:
             raise
-        except (AuthError, RetriableError) as exc:
+        except AuthError as exc:
             raise _RunFailure(f"InvenTree: {exc}") from exc
+        except RetriableError as exc:
+            raise _inventree_failure(exc) from exc
         except (ApiError, PayloadError) as exc:
             raise _PartProblem(f"InvenTree: {exc}") from exc
         item = _Item(part, [])
@@ -494,8 +527,10 @@ class MouserInvenTreeJob:
         """The exclusion reason; a part whose data InvenTree cannot give is skipped as "error"."""
         try:
             return await self._exclusion(part)
-        except (AuthError, RetriableError) as exc:
+        except AuthError as exc:
             raise _RunFailure(f"InvenTree: {exc}") from exc
+        except RetriableError as exc:
+            raise _inventree_failure(exc) from exc
         except NotFoundError:
             return "gone"  # deleted while we looked
         except (ApiError, PayloadError) as exc:
@@ -642,7 +677,7 @@ class MouserInvenTreeJob:
         except AuthError as exc:
             raise _RunFailure(f"InvenTree: {exc}") from exc
         except RetriableError as exc:
-            raise _PartRetry(f"InvenTree failed an update of SKU {sp.sku}: {exc}") from exc
+            raise _inventree_failure(exc) from exc
         except (ApiError, PayloadError) as exc:
             raise _PartProblem(f"InvenTree refused an update of SKU {sp.sku}: {exc}") from exc
 
