@@ -158,6 +158,12 @@ def section(result: dict[str, Any]) -> str:
         "minutes 720. The 40 calls of the day the schedule leaves over are for the review "
         "page's actions, which count in the same ledger.",
         "",
+        f"InvenTree requests: about {r['inventree_requests'] // max(1, r['runs'])} a run "
+        "(each part read fresh, its category chain and metadata, its supplier parts and "
+        "price breaks, the writes), plus a listing of the candidates every 15 minutes "
+        "instead of every run. The wall time is mostly the simulators', whose list filters "
+        "scan every stored row; the job's own time per run is a small part of it.",
+        "",
     ])
 
 
