@@ -161,8 +161,8 @@ def section(result: dict[str, Any]) -> str:
         f"InvenTree requests: about {r['inventree_requests'] // max(1, r['runs'])} a run "
         "(each part read fresh, its category chain and metadata, its supplier parts and "
         "price breaks, the writes), plus a listing of the candidates every 15 minutes "
-        "instead of every run. The wall time is mostly the simulators', whose list filters "
-        "scan every stored row; the job's own time per run is a small part of it.",
+        "instead of every run. The wall time includes both simulators, which run in "
+        "the same process and whose list filters scan every stored row.",
         "",
     ])
 
