@@ -224,14 +224,14 @@ async def test_price_breaks_replaced_by_delete_and_create(make: Make) -> None:
 
 async def test_accepted_currencies_come_from_the_options_metadata(make: Make) -> None:
     sim, client = await make(InvenTreeSimulator(currencies=("EUR", "USD", "CHF")))
-    assert await client.accepted_currencies() == {"EUR", "USD", "CHF"}
+    assert await client.accepted_currencies() == frozenset({"EUR", "USD", "CHF"})
     assert [r.method for r in sim.requests if "price-break" in r.path] == ["OPTIONS"]
     # A token without the add permission sees no POST actions: the server does not say.
     sim.inject(status=200, body={"name": "Supplier Price Break List", "actions": {}})
     assert await client.accepted_currencies() is None
     sim.inject(status=200, body={"actions": {"POST": {"price_currency": {
         "type": "choice", "choices": [{"value": "usd"}, {"value": None}, "EUR"]}}}})
-    assert await client.accepted_currencies() == {"USD"}
+    assert await client.accepted_currencies() == frozenset({"USD"})
 
 
 async def test_a_price_break_is_rewritten_in_place(make: Make) -> None:
