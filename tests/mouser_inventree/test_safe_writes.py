@@ -134,6 +134,7 @@ async def test_a_fenced_write_stops_the_run_before_the_request(env: Env) -> None
     result = await env.job(parts_per_run=10, calls_per_run=3).run(ctx)
     assert result.status == "failed" and "lease ends" in result.message
     assert env.inv.count("PATCH") == env.inv.count("POST") == env.inv.count("DELETE") == 0
+    assert result.changes == []
 
 
 async def test_a_proxy_refusing_every_call_fails_the_run(env: Env) -> None:

@@ -54,13 +54,14 @@ class Writer:
     async def write(self, changes: Sequence[Change],
                     call: Callable[[], Awaitable[T]]) -> T | None:
         """Plan ``changes`` in the audit, send ``call``, settle; ``WriteFenced`` sends nothing."""
-        self.changes.extend(changes)
         if self.dry_run:
             for change in changes:
                 change.applied = False
                 change.status = "planned"
+            self.changes.extend(changes)
             return None
         await self.audit.planned(changes, may_take=self.may_take)
+        self.changes.extend(changes)  # fenced: neither stored nor sent, so not reported
         try:
             answer = await call()
         except (FatalApiError, PayloadError) as exc:
