@@ -547,34 +547,56 @@ async def test_mouser_down_retries_the_part_then_moves_on(env: Env,
     assert await env.cursor() == 20
 
 
-async def test_too_many_requests_twice_stops_calls_and_keeps_the_cursor(env: Env) -> None:
+async def test_refusals_for_a_quarter_hour_stop_calls_until_the_reset(env: Env) -> None:
     job = env.job(parts_per_run=3, calls_per_run=3)
     await env.run(job)  # 10, 20, 60
     assert await env.cursor() == 70
-    # Mouser's daily refusal says nothing; with the day's calls left by our ledger
-    # the first is taken for the minute, the second, a minute later, for the day.
-    env.mouser.inject(Fault(status=200, body=tmr(), match="/search/", times=2))
+    # Mouser's daily refusal says nothing; with the day's calls left by our ledger it
+    # is taken for the minute (another user of the key may share that budget): the
+    # run waits a minute, and a second refusal only ends the run.
+    env.mouser.inject(Fault(status=200, body=tmr(), match="/search/", times=100))
     calls = len(env.mouser.requests)
     result = await env.run(job)
-    assert result.status == "aborted"
-    assert "2026-01-02 00:00 UTC" in result.message
+    assert result.status == "aborted" and "the next run tries again" in result.message
     assert len(env.mouser.requests) == calls + 2
     assert env.clock.slept == [60.0]
+    assert result.details["mouser_quota_left"] > 900
     assert await env.cursor() == 70
+    # Refused on and on for a quarter of an hour: that is the day.
+    for _ in range(10):
+        env.clock.advance(90)
+        result = await env.run(job)
+        if "daily" in result.message:
+            break
+    assert "2026-01-02 00:00 UTC" in result.message
     assert result.details["mouser_quota_left"] == 0
+    assert await env.cursor() == 70
     assert await env.reviews("error") == []
 
+    calls = len(env.mouser.requests)
     walked = len(env.inv.requests)
     again = await env.run(job)  # the store knows the day is gone: no call at all
     assert again.status == "aborted"
     assert "2026-01-02 00:00 UTC" in again.message
-    assert len(env.mouser.requests) == calls + 2
+    assert len(env.mouser.requests) == calls
     assert len(env.inv.requests) == walked
 
+    env.mouser.faults.clear()
     env.clock.advance(86400)
     after = await env.run(job)
     assert after.status == "ok"
     assert env.searched()[-1] == "595-GONE123|595-NE555P|595-LM358DR"
+
+
+async def test_a_refusal_then_an_answer_forgets_the_refusals(env: Env) -> None:
+    job = env.job()
+    env.mouser.inject(Fault(status=200, body=tmr(), match="/search/", times=2))
+    assert (await env.run(job)).status == "aborted"
+    assert env.store is not None
+    assert await env.store.get_value("mouser-inventree", f"{NAME}:refused_since") is not None
+    env.clock.advance(90)
+    assert (await env.run(job)).status == "ok"
+    assert await env.store.get_value("mouser-inventree", f"{NAME}:refused_since") is None
 
 
 @pytest.mark.parametrize("fault", [

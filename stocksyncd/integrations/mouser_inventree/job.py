@@ -6,10 +6,11 @@ own. Every write goes through the write-ahead audit (``writes``).
 
 Failure policy, by who is at fault:
 
-* A call limit: Mouser's per-minute refusal waits a minute and goes on; the
-  daily quota (Mouser says so, our ledger of calls says so, or a refusal
-  repeats a minute later) stops the run until 00:00 UTC with the cursor on
-  the part; the run is ``aborted``.
+* A call limit: Mouser's per-minute refusal waits a minute and goes on (a
+  second refusal ends the run, the next run tries again); the daily quota
+  (Mouser says so, our ledger of calls says so, or refusals go on for a
+  quarter of an hour) stops calls until 00:00 UTC with the cursor on the
+  part; the run is ``aborted``.
 * Mouser's answer for one part is garbage or refused (``PayloadError``,
   ``InvalidResponseError``): an ``error`` entry for that part, the cursor
   moves on. Nulls or wrong types are never read as "unknown SKU".
@@ -105,6 +106,9 @@ MAX_SKIPS_PER_RUN = 200  # excluded parts walked past in one run (bounds InvenTr
 # at a run every 90 s that would be 96,000 requests a day. Between listings each
 # part is read fresh (one request) before it is synced, so no stale flag counts.
 CANDIDATES_TTL = 900.0
+# Refusals without a message that go on this long (every call refused, runs apart)
+# are taken for the daily quota rather than the per-minute limit.
+REFUSED_FOR_DAY = 900.0
 T = TypeVar("T")
 
 
@@ -571,18 +575,19 @@ class MouserInvenTreeJob:
         while True:
             try:
                 await run.quota.take()
-                return await self._call(call)
+                answer = await self._call(call)
             except MouserRateLimited as exc:
-                window = await self._window(run.quota, exc, waited)
-                if window == "day":
+                verdict = await self._verdict(run.quota, exc, waited=waited)
+                if verdict == "day":
                     resets = (exc.resets_at if exc.ledger
                               else await run.quota.exhausted_until_reset())
                     raise _Stop(f"Mouser's daily call quota is used up ({exc.detail}); "
                                 f"calls resume after the reset at {_iso(resets)}",
                                 resets) from exc
-                if waited:
+                if verdict == "stop":
                     raise _Stop(f"Mouser's per-minute limit still refuses after a minute's "
-                                f"wait ({exc.detail})", exc.resets_at) from exc
+                                f"wait ({exc.detail}); the next run tries again",
+                                None) from exc
                 waited = True
                 # Our ledger counts calendar minutes; Mouser's minute may be rolling.
                 pause = 60.0
@@ -591,17 +596,39 @@ class MouserInvenTreeJob:
                 logger.info("{}: Mouser's per-minute limit reached ({}); going on in {:.0f} s",
                             self.name, exc.detail, pause)
                 await self.clock.sleep(pause)
+                continue
+            if waited or await run.quota.state.get_value(CURSOR_SCOPE, self._refused_key):
+                await run.quota.state.delete_value(CURSOR_SCOPE, self._refused_key)
+            return answer
 
-    async def _window(self, quota: MouserQuota, exc: MouserRateLimited, waited: bool) -> str:
-        """Which limit refused: what Mouser said, else the ledger, else a second refusal."""
-        if exc.window != "unknown":
-            return exc.window
+    @property
+    def _refused_key(self) -> str:
+        return f"{self.name}:refused_since"
+
+    async def _verdict(self, quota: MouserQuota, exc: MouserRateLimited, *,
+                       waited: bool) -> str:
+        """"day" (stop until the reset), "minute" (wait a minute) or "stop" (end this run).
+
+        What Mouser said decides, else our ledger: Mouser's daily refusal carries
+        no message, so with most of the day left by our count a refusal is taken
+        for the minute (another user of the key may share it). Only refusals that
+        go on for ``REFUSED_FOR_DAY`` seconds with no answer between them are taken
+        for the day.
+        """
+        if exc.window == "day":
+            return "day"
+        if exc.window == "minute" or exc.ledger:
+            return "stop" if waited else "minute"
         if await quota.left_today() <= quota.per_day // 100:
             return "day"  # our own calls used the day up (give or take other users' calls)
-        # Mouser's daily refusal says nothing; a refusal with most of the day left
-        # by our ledger is taken for the minute, and only a second one a minute
-        # later for the day (another user of the key may have spent it).
-        return "day" if waited else "minute"
+        if not waited:
+            return "minute"
+        now = self.clock.time()
+        since = await quota.state.get_value(CURSOR_SCOPE, self._refused_key)
+        if not isinstance(since, int | float) or isinstance(since, bool):
+            await quota.state.set_value(CURSOR_SCOPE, self._refused_key, now)
+            return "stop"
+        return "day" if now - since >= REFUSED_FOR_DAY else "stop"
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
