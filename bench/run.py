@@ -63,16 +63,20 @@ def with_sims(size: int, latency: float, module: str, *args: str) -> dict[str, A
             sims.kill()
 
 
-def mouser(parts: int) -> int:
-    """Run the Mouser day, keep its JSON, and rewrite its section of docs/benchmarks.md."""
-    from bench.mouser_day import write_section
+def mouser() -> int:
+    """Run the Mouser days, keep their JSON, and rewrite their section of docs/benchmarks.md."""
+    from bench.mouser_day import SCENARIOS, write_section
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    print(f"mouser-inventree: one day, {parts} known-SKU parts ...", flush=True)
-    result = _child("bench.mouser_day", "--parts", str(parts))
-    (RESULTS / "mouser.json").write_text(json.dumps(result, indent=1))
-    write_section(result, ROOT / "docs" / "benchmarks.md")
-    print(json.dumps(result), flush=True)
+    results = []
+    for parts, searched in SCENARIOS:
+        print(f"mouser-inventree: one day, {parts} parts with a SKU, {searched} searched "
+              "by name ...", flush=True)
+        results.append(_child("bench.mouser_day", "--parts", str(parts),
+                              "--searched", str(searched)))
+        print(json.dumps(results[-1]), flush=True)
+    (RESULTS / "mouser.json").write_text(json.dumps(results, indent=1))
+    write_section(results, ROOT / "docs" / "benchmarks.md")
     return 0
 
 
@@ -88,12 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="regenerate the docs from bench/results/*.json")
     parser.add_argument("--mouser", action="store_true",
-                        help="only the Mouser -> InvenTree day (bench/mouser_day.py): parts "
-                             "refreshed per day on Mouser's quota")
-    parser.add_argument("--mouser-parts", type=int, default=10_000)
+                        help="only the Mouser -> InvenTree days (bench/mouser_day.py): "
+                             "parts refreshed per day on Mouser's quota")
     args = parser.parse_args(argv)
     if args.mouser:
-        return mouser(args.mouser_parts)
+        return mouser()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.quick:
         sizes = [s for s in sizes if s <= 10_000]

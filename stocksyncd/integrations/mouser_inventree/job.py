@@ -140,6 +140,16 @@ def _inventree_failure(exc: RetriableError) -> Exception:
     return _RunFailure(f"InvenTree: {exc}")
 
 
+def _part_failure(exc: ApiError | PayloadError, what: str = "InvenTree") -> Exception:
+    """An InvenTree failure on one part's data or write: the token refused ends the run,
+    5xx is retried (bounded), anything else is that part's error entry."""
+    if isinstance(exc, AuthError):
+        return _RunFailure(f"InvenTree: {exc}")
+    if isinstance(exc, RetriableError):
+        return _inventree_failure(exc)
+    return _PartProblem(f"{what}: {exc}")
+
+
 class _Stop(Exception):
     """A call limit stops the run; the cursor stays on the part (``resets_at``: when to go on)."""
 
@@ -404,12 +414,8 @@ class MouserInvenTreeJob:
                                                       supplier=self.cfg.mouser_supplier)
         except NotFoundError:
             raise
-        except AuthError as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
-        except RetriableError as exc:
-            raise _inventree_failure(exc) from exc
         except (ApiError, PayloadError) as exc:
-            raise _PartProblem(f"InvenTree: {exc}") from exc
+            raise _part_failure(exc) from exc
         item = _Item(part, [])
         for sp in sps:
             if is_na(sp.sku):
@@ -701,12 +707,8 @@ class MouserInvenTreeJob:
             await self._apply(part_pk, part_name, sp, mp, run=run, outcome=outcome)
         except NotFoundError as exc:
             raise _PartProblem(f"InvenTree: {exc}") from exc
-        except AuthError as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
-        except RetriableError as exc:
-            raise _inventree_failure(exc) from exc
         except (ApiError, PayloadError) as exc:
-            raise _PartProblem(f"InvenTree refused an update of SKU {sp.sku}: {exc}") from exc
+            raise _part_failure(exc, f"InvenTree refused an update of SKU {sp.sku}") from exc
 
     async def _plan_breaks(self, sp: SupplierPart, mp: MouserPart,
                            run: _Pass) -> tuple[BreakPlan | None, str | None]:
