@@ -18,6 +18,9 @@ Plus CPU seconds of pure matching and planning at 100k variants, and (at
 10k) ``--repeats`` more daemon processes for the run-to-run spread of the
 cold and the hourly run. Raw results go
 to bench/results/*.json. ``--quick`` runs 1k and 10k only.
+
+``--mouser`` runs only the Mouser -> InvenTree days (``bench/mouser_day.py``,
+about 25 minutes on two cores): how many parts Mouser's quota refreshes a day.
 """
 
 from __future__ import annotations
