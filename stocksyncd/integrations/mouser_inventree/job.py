@@ -28,9 +28,8 @@ Failure policy, by who is at fault:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -46,7 +45,6 @@ from stocksyncd.clients.mouser import (
     BATCH_MAX,
     MouserClient,
     MouserPart,
-    MouserRateLimited,
     sku_problem,
 )
 from stocksyncd.clients.mouser_quota import MouserQuota
@@ -55,11 +53,8 @@ from stocksyncd.config import MouserInvenTreeConfig
 from stocksyncd.errors import (
     ApiError,
     AuthError,
-    FatalApiError,
-    InvalidResponseError,
     NotFoundError,
     PayloadError,
-    QuotaExhaustedError,
     RetriableError,
     StockSyncError,
     WriteFenced,
@@ -71,7 +66,7 @@ from stocksyncd.integrations.base import (
     RunResult,
     WriteAhead,
 )
-from stocksyncd.integrations.mouser_inventree.cursor import cursor_after, rotation
+from stocksyncd.integrations.mouser_inventree.cursor import STATE_SCOPE, cursor_after, rotation
 from stocksyncd.integrations.mouser_inventree.diff import (
     Break,
     BreakPlan,
@@ -86,6 +81,7 @@ from stocksyncd.integrations.mouser_inventree.exclusion import (
     metadata_reason,
     status_reason,
 )
+from stocksyncd.integrations.mouser_inventree.gate import MouserGate, iso
 from stocksyncd.integrations.mouser_inventree.hits import (
     check_creatable,
     hits_message,
@@ -95,81 +91,41 @@ from stocksyncd.integrations.mouser_inventree.hits import (
     summarise_hits,
 )
 from stocksyncd.integrations.mouser_inventree.note import plan_note
+from stocksyncd.integrations.mouser_inventree.outcomes import (
+    Halt,
+    PartProblem,
+    PartRetry,
+    RunFailure,
+    Stop,
+    inventree_failure,
+    part_failure,
+)
 from stocksyncd.integrations.mouser_inventree.review import ReviewBook
 from stocksyncd.integrations.mouser_inventree.writes import SwapFailed, Writer
 from stocksyncd.state.api import StateStore
 
-CURSOR_SCOPE = "mouser-inventree"
+CURSOR_SCOPE = STATE_SCOPE
 MAX_PART_ATTEMPTS = 3  # runs in a row one part may fail before it is recorded and skipped
 MAX_SKIPS_PER_RUN = 200  # excluded parts walked past in one run (bounds InvenTree traffic)
 # How long the list of candidate pks is reused. Listing 10,000 parts is 100 pages;
 # at a run every 90 s that would be 96,000 requests a day. Between listings each
 # part is read fresh (one request) before it is synced, so no stale flag counts.
 CANDIDATES_TTL = 900.0
-# Refusals without a message that go on this long (every call refused, runs apart)
-# are taken for the daily quota rather than the per-minute limit.
-REFUSED_FOR_DAY = 900.0
 T = TypeVar("T")
-
-
-class _PartProblem(Exception):
-    """This part cannot be synced now; record an ``error`` entry and move on."""
-
-
-class _PartRetry(Exception):
-    """Mouser or InvenTree failed on this part: retry it next run, a bounded number of times."""
-
-
-class _RunFailure(Exception):
-    """The run cannot go on (configuration, key refused, InvenTree down, a proxy refusing)."""
-
-
-class _Halt(Exception):
-    """The run stops with the cursor on ``pk`` (already recorded in the result)."""
-
-    def __init__(self, pk: int) -> None:
-        super().__init__(pk)
-        self.pk = pk
-
-
-def _inventree_failure(exc: RetriableError) -> Exception:
-    """InvenTree answered 5xx for one part's data: that part's problem, retried a bounded
-    number of times; no answer at all (unreachable, timeout): the run's."""
-    if exc.status is not None:
-        return _PartRetry(f"InvenTree failed for this part: {exc}")
-    return _RunFailure(f"InvenTree: {exc}")
-
-
-def _part_failure(exc: ApiError | PayloadError, what: str = "InvenTree") -> Exception:
-    """An InvenTree failure on one part's data or write: the token refused ends the run,
-    5xx is retried (bounded), anything else is that part's error entry."""
-    if isinstance(exc, AuthError):
-        return _RunFailure(f"InvenTree: {exc}")
-    if isinstance(exc, RetriableError):
-        return _inventree_failure(exc)
-    return _PartProblem(f"{what}: {exc}")
-
-
-class _Stop(Exception):
-    """A call limit stops the run; the cursor stays on the part (``resets_at``: when to go on)."""
-
-    def __init__(self, message: str, resets_at: float | None) -> None:
-        super().__init__(message)
-        self.resets_at = resets_at
-
 
 _UNKNOWN: Any = object()  # accepted currencies not asked yet
 
 
 @dataclass
 class _Pass:
-    """What syncing parts needs besides the clients: quota, review book, result, writes."""
+    """What syncing parts needs besides the clients: quota, calls, review book, result, writes."""
 
     quota: MouserQuota
     book: ReviewBook
     result: RunResult
     dry_run: bool
     writer: Writer
+    gate: MouserGate
     currencies: Any = _UNKNOWN  # frozenset[str] | None once asked
 
 
@@ -200,12 +156,6 @@ class _Item:
 def _quota_key(api_key: str) -> str:
     """The daily quota belongs to the API key; the key itself never goes into the store."""
     return "mouser:" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
-
-
-def _iso(epoch: float | None) -> str:
-    if epoch is None:
-        return "an unknown time"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _to_part_info(part: Part) -> PartInfo:
@@ -255,7 +205,8 @@ class MouserInvenTreeJob:
     def _pass(self, state: StateStore, book: ReviewBook, result: RunResult, dry_run: bool,
               audit: WriteAhead) -> _Pass:
         writer = Writer(self.inventree, audit, self.cfg.timeout, dry_run, result.changes)
-        return _Pass(self._quota(state), book, result, dry_run, writer)
+        quota = self._quota(state)
+        return _Pass(quota, book, result, dry_run, writer, MouserGate(self.name, quota, self.clock))
 
     # -- the run -------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> RunResult:
@@ -266,7 +217,7 @@ class MouserInvenTreeJob:
         run = self._pass(ctx.state, book, result, ctx.dry_run, ctx.audit)
         try:
             await self._run(ctx, run)
-        except _RunFailure as exc:
+        except RunFailure as exc:
             result.status = "failed"
             result.message = str(exc)
             result.errors.append(str(exc))
@@ -286,7 +237,7 @@ class MouserInvenTreeJob:
             # Known to be used up: do not walk InvenTree just to find that out again.
             result.status = "aborted"
             result.message = (f"Mouser call quota used up; the next part is synced after "
-                              f"the reset at {_iso(quota.day_resets_at())}")
+                              f"the reset at {iso(quota.day_resets_at())}")
             result.details["quota_resets_at"] = quota.day_resets_at()
             return
         self.inventree.clear_cache()
@@ -312,7 +263,7 @@ class MouserInvenTreeJob:
                 batch, after = await self._collect(ctx, run, parts, order=order, i=i,
                                                    room=self.cfg.parts_per_run - synced,
                                                    items=items)
-            except _Halt as halt:
+            except Halt as halt:
                 await self._set_cursor(ctx, result, halt.pk)
                 return
             if not batch:
@@ -364,18 +315,18 @@ class MouserInvenTreeJob:
                     item = None if reason else await self._item(part)
                 except NotFoundError:
                     reason = "gone"
-                except _PartProblem as exc:
+                except PartProblem as exc:
                     result.counts.source += 1
                     await self._part_error(ctx, run, part, str(exc))
                     i += 1
                     continue
-                except _PartRetry as exc:
+                except PartRetry as exc:
                     if batch:
                         break  # the batch so far goes first; this part leads the next one
                     result.counts.source += 1
                     stop = await self._stopped(ctx, run, part, exc)
                     if stop is not None:
-                        raise _Halt(stop) from exc
+                        raise Halt(stop) from exc
                     i += 1
                     continue
                 result.counts.source += 1
@@ -406,7 +357,7 @@ class MouserInvenTreeJob:
         except NotFoundError:
             return None
         except (ApiError, PayloadError) as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
+            raise RunFailure(f"InvenTree: {exc}") from exc
 
     async def _item(self, part: Part) -> _Item:
         try:
@@ -415,7 +366,7 @@ class MouserInvenTreeJob:
         except NotFoundError:
             raise
         except (ApiError, PayloadError) as exc:
-            raise _part_failure(exc) from exc
+            raise part_failure(exc) from exc
         item = _Item(part, [])
         for sp in sps:
             if is_na(sp.sku):
@@ -440,22 +391,22 @@ class MouserInvenTreeJob:
             for n in range(0, len(skus), BATCH_MAX):
                 chunk = skus[n:n + BATCH_MAX]
                 try:
-                    answer = await self._mouser(
-                        run, lambda chunk=chunk: self.mouser.lookup_many(chunk))  # type: ignore[misc]
-                except _PartProblem as exc:
+                    answer = await run.gate.call(
+                        lambda chunk=chunk: self.mouser.lookup_many(chunk))  # type: ignore[misc]
+                except PartProblem as exc:
                     answer = {sku: PayloadError(str(exc)) for sku in chunk}
                 found.update({k.casefold(): v for k, v in answer.items()})
-        except (_PartRetry, _Stop) as exc:
+        except (PartRetry, Stop) as exc:
             return await self._stopped(ctx, run, first.part, exc)
         for item in batch:
             try:
                 outcome = await self._sync_item(item, found, run)
-            except (_PartRetry, _Stop) as exc:
+            except (PartRetry, Stop) as exc:
                 return await self._stopped(ctx, run, item.part, exc)
-            except (_RunFailure, WriteFenced):
+            except (RunFailure, WriteFenced):
                 await self._set_cursor(ctx, run.result, item.part.pk)  # the ones before are done
                 raise
-            except _PartProblem as exc:
+            except PartProblem as exc:
                 await self._part_error(ctx, run, item.part, str(exc))
                 continue
             except NotFoundError:
@@ -477,10 +428,10 @@ class MouserInvenTreeJob:
         await self._forget_attempts(ctx)
 
     async def _stopped(self, ctx: RunContext, run: _Pass, part: Part,
-                       exc: _PartRetry | _Stop) -> int | None:
+                       exc: PartRetry | Stop) -> int | None:
         """Where the run goes after a failure on ``part``: stop on it, or move past it."""
         result = run.result
-        if isinstance(exc, _Stop):
+        if isinstance(exc, Stop):
             result.status = "aborted"
             result.message = f"{exc}; part {part.pk} is synced first after that"
             result.details["quota_resets_at"] = exc.resets_at
@@ -513,7 +464,7 @@ class MouserInvenTreeJob:
         try:
             return await call
         except (ApiError, PayloadError) as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
+            raise RunFailure(f"InvenTree: {exc}") from exc
 
     async def _check_supplier(self) -> None:
         """The configured supplier must be a supplier company (checked once per object)."""
@@ -523,10 +474,10 @@ class MouserInvenTreeJob:
         try:
             company = await self.inventree.get_company(pk)
         except NotFoundError:
-            raise _RunFailure(f"mouser_supplier {pk} does not exist in InvenTree") from None
+            raise RunFailure(f"mouser_supplier {pk} does not exist in InvenTree") from None
         if not company.is_supplier:
-            raise _RunFailure(f"mouser_supplier {pk} is not a supplier company in InvenTree "
-                              f"({company.name!r})")
+            raise RunFailure(f"mouser_supplier {pk} is not a supplier company in InvenTree "
+                             f"({company.name!r})")
         self._supplier_checked = True
 
     async def _candidates(self) -> dict[int, Part]:
@@ -538,9 +489,9 @@ class MouserInvenTreeJob:
         try:
             return await self._exclusion(part)
         except AuthError as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
+            raise RunFailure(f"InvenTree: {exc}") from exc
         except RetriableError as exc:
-            raise _inventree_failure(exc) from exc
+            raise inventree_failure(exc) from exc
         except NotFoundError:
             return "gone"  # deleted while we looked
         except (ApiError, PayloadError) as exc:
@@ -566,95 +517,13 @@ class MouserInvenTreeJob:
             try:
                 run.currencies = await self.inventree.accepted_currencies()
             except (AuthError, RetriableError) as exc:
-                raise _RunFailure(f"InvenTree: {exc}") from exc
+                raise RunFailure(f"InvenTree: {exc}") from exc
             except (ApiError, PayloadError) as exc:
                 # Creating before deleting still keeps the old prices if it refuses.
                 logger.warning("{}: InvenTree does not list its currencies: {}", self.name, exc)
                 run.currencies = None
         codes: frozenset[str] | None = run.currencies
         return codes
-
-    # -- Mouser calls ----------------------------------------------------------------
-    async def _mouser(self, run: _Pass, call: Callable[[], Awaitable[T]]) -> T:
-        """One Mouser call through the ledger; a per-minute refusal waits a minute once."""
-        waited = False
-        while True:
-            try:
-                await run.quota.take()
-                answer = await self._call(call)
-            except MouserRateLimited as exc:
-                verdict = await self._verdict(run.quota, exc, waited=waited)
-                if verdict == "day":
-                    resets = (exc.resets_at if exc.ledger
-                              else await run.quota.exhausted_until_reset())
-                    raise _Stop(f"Mouser's daily call quota is used up ({exc.detail}); "
-                                f"calls resume after the reset at {_iso(resets)}",
-                                resets) from exc
-                if verdict == "stop":
-                    raise _Stop(f"Mouser's per-minute limit still refuses after a minute's "
-                                f"wait ({exc.detail}); the next run tries again",
-                                None) from exc
-                waited = True
-                # Our ledger counts calendar minutes; Mouser's minute may be rolling.
-                pause = 60.0
-                if exc.ledger and exc.resets_at is not None:
-                    pause = min(60.0, max(1.0, exc.resets_at - self.clock.time()))
-                logger.info("{}: Mouser's per-minute limit reached ({}); going on in {:.0f} s",
-                            self.name, exc.detail, pause)
-                await self.clock.sleep(pause)
-                continue
-            if waited or await run.quota.state.get_value(CURSOR_SCOPE, self._refused_key):
-                await run.quota.state.delete_value(CURSOR_SCOPE, self._refused_key)
-            return answer
-
-    @property
-    def _refused_key(self) -> str:
-        return f"{self.name}:refused_since"
-
-    async def _verdict(self, quota: MouserQuota, exc: MouserRateLimited, *,
-                       waited: bool) -> str:
-        """"day" (stop until the reset), "minute" (wait a minute) or "stop" (end this run).
-
-        What Mouser said decides, else our ledger: Mouser's daily refusal carries
-        no message, so with most of the day left by our count a refusal is taken
-        for the minute (another user of the key may share it). Only refusals that
-        go on for ``REFUSED_FOR_DAY`` seconds with no answer between them are taken
-        for the day.
-        """
-        if exc.window == "day":
-            return "day"
-        if exc.window == "minute" or exc.ledger:
-            return "stop" if waited else "minute"
-        if await quota.left_today() <= quota.per_day // 100:
-            return "day"  # our own calls used the day up (give or take other users' calls)
-        if not waited:
-            return "minute"
-        now = self.clock.time()
-        since = await quota.state.get_value(CURSOR_SCOPE, self._refused_key)
-        if not isinstance(since, int | float) or isinstance(since, bool):
-            await quota.state.set_value(CURSOR_SCOPE, self._refused_key, now)
-            return "stop"
-        return "day" if now - since >= REFUSED_FOR_DAY else "stop"
-
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await call()
-        except QuotaExhaustedError:
-            raise
-        except AuthError as exc:
-            raise _RunFailure(f"Mouser refused the API key: {exc}") from exc
-        except InvalidResponseError as exc:
-            raise _PartProblem(f"Mouser sent an unreadable answer: {exc}") from exc
-        except RetriableError as exc:
-            raise _PartRetry(f"Mouser is unavailable: {exc}") from exc
-        except FatalApiError as exc:
-            if exc.status is not None and exc.status >= 400:
-                # Mouser reports a bad part in a 200 body: an HTTP refusal (a proxy's
-                # 407, a wrong base URL) would refuse every part alike.
-                raise _RunFailure(f"Mouser refused the call: {exc}") from exc
-            raise _PartRetry(f"Mouser: {exc}") from exc
-        except PayloadError as exc:
-            raise _PartProblem(f"Mouser: {exc}") from exc
 
     # -- one part -------------------------------------------------------------------
     async def _sync_item(self, item: _Item, found: dict[str, MouserPart | PayloadError | None],
@@ -678,10 +547,10 @@ class MouserInvenTreeJob:
         """No Mouser supplier part: search by name and keep the hits for review."""
         name = part.name.strip()
         if len(name) < 3 or len(name) > 40 or not name.isascii():
-            raise _PartProblem(
+            raise PartProblem(
                 f"part name {name!r} cannot be searched on Mouser (3-40 ASCII characters)"
             )
-        found = await self._mouser(run, lambda: self.mouser.search_name(name))
+        found = await run.gate.call(lambda: self.mouser.search_name(name))
         hits = [
             make_hit(mouser_pn=p.mouser_part_number, manufacturer=p.manufacturer,
                      mpn=p.manufacturer_part_number, description=p.description,
@@ -706,9 +575,9 @@ class MouserInvenTreeJob:
         try:
             await self._apply(part_pk, part_name, sp, mp, run=run, outcome=outcome)
         except NotFoundError as exc:
-            raise _PartProblem(f"InvenTree: {exc}") from exc
+            raise PartProblem(f"InvenTree: {exc}") from exc
         except (ApiError, PayloadError) as exc:
-            raise _part_failure(exc, f"InvenTree refused an update of SKU {sp.sku}") from exc
+            raise part_failure(exc, f"InvenTree refused an update of SKU {sp.sku}") from exc
 
     async def _plan_breaks(self, sp: SupplierPart, mp: MouserPart,
                            run: _Pass) -> tuple[BreakPlan | None, str | None]:
@@ -796,7 +665,7 @@ class MouserInvenTreeJob:
         sku = str(chosen.get("mouser_pn", "")).strip()
         try:
             sp = await self._create(entry.part_pk, sku, chosen)
-        except _RunFailure as exc:
+        except RunFailure as exc:
             raise StockSyncError(str(exc)) from None
         except (ApiError, PayloadError) as exc:
             raise StockSyncError(f"InvenTree refused the supplier part: {exc}") from None
@@ -858,13 +727,13 @@ class MouserInvenTreeJob:
         audit = MemoryWriteAhead()
         run = self._pass(state, book, result, False, audit)
         try:
-            found = await self._mouser(run, lambda: self.mouser.lookup_many([sp.sku.strip()]))
+            found = await run.gate.call(lambda: self.mouser.lookup_many([sp.sku.strip()]))
             mp = found[sp.sku.strip()]
             if isinstance(mp, PayloadError):
-                raise _PartProblem(str(mp))
+                raise PartProblem(str(mp))
             await self._sync_supplier_part(part_pk, part_name, sp, mp, run=run,
                                            outcome=_Outcome())
-        except (_Stop, _PartRetry, _PartProblem, _RunFailure, WriteFenced, ValueError) as exc:
+        except (Stop, PartRetry, PartProblem, RunFailure, WriteFenced, ValueError) as exc:
             return f"; prices and lifecycle follow with the next sync ({exc})"
         finally:
             for c in audit.changes:  # not part of a run, so the log is the audit trail
