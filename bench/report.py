@@ -423,3 +423,7 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       + (f"**missed** at {', '.join(missed)}" if missed else "") + " (see the table).\n")
     _analysis(rows, cpu, w)
     (docs / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n")
+    if (results / "mouser.json").exists():  # python -m bench --mouser keeps its own section
+        from bench.mouser_day import write_section
+
+        write_section(json.loads((results / "mouser.json").read_text()), docs / "benchmarks.md")

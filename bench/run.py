@@ -19,6 +19,9 @@ state-store bytes of a quiet minute at 100k (``bench/quiet.py``), and (at
 10k) ``--repeats`` more daemon processes for the run-to-run spread of the
 cold and the hourly run. Raw results go
 to bench/results/*.json. ``--quick`` runs 1k and 10k only.
+
+``--mouser`` runs only the Mouser -> InvenTree days (``bench/mouser_day.py``,
+about 25 minutes on two cores): how many parts Mouser's quota refreshes a day.
 """
 
 from __future__ import annotations
@@ -64,6 +67,23 @@ def with_sims(size: int, latency: float, module: str, *args: str) -> dict[str, A
             sims.kill()
 
 
+def mouser() -> int:
+    """Run the Mouser days, keep their JSON, and rewrite their section of docs/benchmarks.md."""
+    from bench.mouser_day import SCENARIOS, write_section
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = []
+    for parts, searched in SCENARIOS:
+        print(f"mouser-inventree: one day, {parts} parts with a SKU, {searched} searched "
+              "by name ...", flush=True)
+        results.append(_child("bench.mouser_day", "--parts", str(parts),
+                              "--searched", str(searched)))
+        print(json.dumps(results[-1]), flush=True)
+    (RESULTS / "mouser.json").write_text(json.dumps(results, indent=1))
+    write_section(results, ROOT / "docs" / "benchmarks.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                              "each), for the run-to-run spread")
     parser.add_argument("--report-only", action="store_true",
                         help="regenerate the docs from bench/results/*.json")
+    parser.add_argument("--mouser", action="store_true",
+                        help="only the Mouser -> InvenTree days (bench/mouser_day.py): "
+                             "parts refreshed per day on Mouser's quota")
     args = parser.parse_args(argv)
+    if args.mouser:
+        return mouser()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.quick:
         sizes = [s for s in sizes if s <= 10_000]

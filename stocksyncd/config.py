@@ -298,9 +298,14 @@ class MouserInvenTreeConfig(IntegrationBase):
     mouser_supplier: int = Field(ge=1)
     base_url: str = "https://api.mouser.com/api/v1"
     proxy: str | None = None
-    parts_per_run: int = Field(default=1, ge=1, le=30)
+    # Known SKUs are looked up ten to a call, so one call refreshes up to ten parts.
+    parts_per_run: int = Field(default=10, ge=1, le=100)
+    calls_per_run: int = Field(default=1, ge=1, le=30)
     calls_per_minute: int = Field(default=30, ge=1)
     calls_per_day: int = Field(default=1000, ge=1)
+    # Calls of the day kept for the review page's actions when deriving the schedule.
+    reserve_calls: int = Field(default=40, ge=0)
+    note_format: Literal["marked", "bare"] = "marked"
     packaging_labels: tuple[str, ...] = ("Packaging", "Verpackung")
     search_link: str = "https://www.mouser.com/c/?q={query}"
 
@@ -313,11 +318,22 @@ IntegrationConfig = Annotated[
 DEFAULT_EVERY = {"moysklad-insales": 3600.0, "kak2c-insales": 60.0, "mouser-inventree": 120.0}
 
 
+def quota_every(cfg: MouserInvenTreeConfig) -> float:
+    """The Mouser interval the daily quota allows: the day's calls less the reserve,
+    spread evenly (1000 a day, 40 reserved, one call a run: every 90 s)."""
+    runs = max(1, (cfg.calls_per_day - cfg.reserve_calls) // cfg.calls_per_run)
+    return max(60.0, float(-(-86400 // runs)))
+
+
 def effective_every(cfg: IntegrationBase, type_: str) -> float | None:
     """The interval in seconds, or None when a cron expression schedules the job."""
     if cfg.cron is not None:
         return None
-    return cfg.every if cfg.every is not None else DEFAULT_EVERY[type_]
+    if cfg.every is not None:
+        return cfg.every
+    if isinstance(cfg, MouserInvenTreeConfig):
+        return quota_every(cfg)
+    return DEFAULT_EVERY[type_]
 
 
 class Config(BaseSettings):

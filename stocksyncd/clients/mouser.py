@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from loguru import logger
@@ -37,12 +37,42 @@ API = "mouser"
 NA = "N/A"
 DEFAULT_PACKAGING_LABELS = ("Packaging", "Verpackung")
 MAX_RECORDS = 50
+BATCH_MAX = 10  # part numbers one part-number search takes, joined by "|"
+MAX_COUNT = 10**12  # no stock figure, quantity or result count is larger
+SKU_MIN, SKU_MAX = 3, 40  # Mouser's length limits for one searched part number
+
+LimitWindow = Literal["minute", "day", "unknown"]
 
 # Codes that describe the search string, not the service: skip that part.
 INPUT_CODES = frozenset(
     {"InvalidCharacters", "MinLength", "MaxLength", "InvalidFormat", "NotFound",
      "NotAvailable", "NotAllowed", "Invalid", "Required"}
 )
+
+
+class MouserRateLimited(QuotaExhaustedError):
+    """``TooManyRequests`` (or HTTP 429): ``window`` says which limit, when Mouser tells.
+
+    Mouser's daily refusal carries no message at all, and its per-minute
+    refusal is not documented; "unknown" leaves the decision to the caller's
+    own ledger of calls.
+    """
+
+    def __init__(self, message: str, *, window: LimitWindow, resets_at: float | None,
+                 ledger: bool = False) -> None:
+        super().__init__(API, message, resets_at=resets_at)
+        self.window: LimitWindow = window
+        self.ledger = ledger  # refused by our own count of calls: nothing went out
+
+
+def limit_window(message: str) -> LimitWindow:
+    """Which limit a refusal's message names ("... per minute", "daily ...")."""
+    text = message.casefold()
+    if any(w in text for w in ("minute", "second", "per min")):
+        return "minute"
+    if any(w in text for w in ("day", "daily", "24 h", "24h", "24 hours")):
+        return "day"
+    return "unknown"
 
 
 @dataclass(frozen=True)
@@ -75,7 +105,9 @@ class MouserPart:
     lead_time: str = ""
     is_discontinued: bool = False
     suggested_replacement: str = ""
-    warnings: list[str] = field(default_factory=list)  # price breaks that were skipped
+    # Why Mouser's price list cannot be used (then ``price_breaks`` is empty): a
+    # list with one unreadable break is never applied in part.
+    price_error: str | None = None
 
     @property
     def is_na(self) -> bool:
@@ -91,6 +123,11 @@ class SearchResult:
     number_of_results: int  # Mouser's total; may exceed len(parts) (50 per call)
     parts: list[MouserPart] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # one message per malformed part
+
+    @property
+    def complete(self) -> bool:
+        """Every hit Mouser counted is here and readable: a missing SKU is really gone."""
+        return not self.rejected and self.number_of_results == len(self.parts)
 
     def best_match(self, number: str) -> MouserPart | None:
         """The hit whose Mouser PN or MPN equals ``number`` (case-insensitive), orderable first."""
@@ -138,21 +175,53 @@ class MouserClient:
     async def lookup(self, sku: str) -> MouserPart | None:
         """Exact search on a Mouser SKU; None when Mouser no longer knows it.
 
-        Raises ``PayloadError`` when the only answer for the SKU is malformed
-        or when several hits leave the SKU ambiguous.
+        Raises ``PayloadError`` when the answer for the SKU is malformed or
+        several hits leave the SKU ambiguous.
         """
-        result = await self.search_part_number(sku, exact=True)
-        match = result.best_match(sku)
-        if match is not None:
-            return match
-        if len(result.parts) == 1 and not result.rejected:
+        found = (await self.lookup_many([sku]))[sku]
+        if isinstance(found, PayloadError):
+            raise found
+        return found
+
+    async def lookup_many(
+        self, skus: Iterable[str]
+    ) -> dict[str, MouserPart | PayloadError | None]:
+        """One exact search for up to ten SKUs, the answer split per SKU.
+
+        Each SKU maps to its part, to None when a complete, well-formed answer
+        has no part with that Mouser part number (Mouser no longer knows it),
+        or to a ``PayloadError`` saying why its part cannot be told.
+        """
+        wanted = list(dict.fromkeys(s.strip() for s in skus))
+        if not 1 <= len(wanted) <= BATCH_MAX:
+            raise ValueError(f"lookup_many takes 1 to {BATCH_MAX} SKUs, not {len(wanted)}")
+        for sku in wanted:
+            problem = sku_problem(sku)
+            if problem:
+                raise ValueError(f"SKU {sku!r} {problem}")
+        result = await self.search_part_number("|".join(wanted), exact=True)
+        return {sku: self._split(result, sku, single=len(wanted) == 1) for sku in wanted}
+
+    def _split(self, result: SearchResult, sku: str, *, single: bool
+               ) -> MouserPart | PayloadError | None:
+        key = sku.casefold()
+        same = [p for p in result.parts if p.mouser_part_number.casefold() == key]
+        if len(same) == 1:
+            return same[0]
+        if same:
+            return PayloadError(self._scrub(f"mouser: SKU {sku!r} is ambiguous: "
+                                            f"{len(same)} parts with that number"))
+        if single and len(result.parts) == 1 and result.complete:
+            # Mouser may answer a SKU typed in another spelling with its own.
             return result.parts[0]
         if result.rejected:
-            raise PayloadError(self._scrub(f"mouser: SKU {sku!r}: {result.rejected[0]}"))
-        if result.parts:
-            raise PayloadError(
-                self._scrub(f"mouser: SKU {sku!r} is ambiguous: {len(result.parts)} hits")
-            )
+            return PayloadError(self._scrub(
+                f"mouser: SKU {sku!r}: the answer holds unreadable parts "
+                f"({result.rejected[0]})"))
+        if not result.complete:
+            return PayloadError(self._scrub(
+                f"mouser: SKU {sku!r} is not among the {len(result.parts)} parts sent of "
+                f"{result.number_of_results} found, so whether Mouser knows it cannot be told"))
         return None
 
     async def search_name(self, name: str) -> SearchResult:
@@ -198,18 +267,20 @@ class MouserClient:
             except orjson.JSONDecodeError:
                 data = None
         message = _framework_message(data)
-        if status in (403, 429):
-            # Mouser does not document per-minute overflow; treat it like the
-            # quota: stop calling, never retry into it.
-            raise QuotaExhaustedError(
-                API, f"HTTP {status}: call limit reached",
-                resets_at=self.transport.clock.time() + 60,
-            )
+        if status == 429:
+            # Mouser does not document how it signals the per-minute limit;
+            # which window it was is for the caller's ledger to decide.
+            said = f": {message}" if message else ""
+            raise MouserRateLimited(f"HTTP 429: call limit reached{said}",
+                                    window=limit_window(message),
+                                    resets_at=self.transport.clock.time() + 60)
         if status >= 500:
             raise TransientError(API, f"server error HTTP {status}", status=status)
         if status == 401:
             raise AuthError(API, "HTTP 401: API key refused", status=status)
         if status >= 300:
+            # Mouser reports a bad search string in a 200 body; an HTTP error
+            # is about the service, the key or a proxy, never about one part.
             detail = f": {message}" if message else ""
             raise FatalApiError(API, f"HTTP {status} from {response.url}{detail}", status=status)
         if data is None:
@@ -223,7 +294,8 @@ class MouserClient:
         if errors:
             self._raise_for_errors(errors if isinstance(errors, list) else [errors])
         if not isinstance(data.get("SearchResults"), dict):
-            raise PayloadError("mouser: answer has no SearchResults and no Errors")
+            raise PayloadError(f"mouser: answer from {response.url} has no SearchResults "
+                               "and no Errors")
 
     def _raise_for_errors(self, errors: list[Any]) -> None:
         first = next((e for e in errors if isinstance(e, dict)), {})
@@ -232,10 +304,12 @@ class MouserClient:
         prop = _text(first.get("PropertyName"))
         said = ", ".join(x for x in (code or "no code", text, prop) if x)
         if code == "TooManyRequests":
+            window = limit_window(text)
+            now = self.transport.clock.time()
             # Mouser does not say when the daily quota resets; assume 00:00 UTC.
-            resets_at = next_utc_midnight(self.transport.clock.time())
-            raise QuotaExhaustedError(API, "daily call quota used up (TooManyRequests)",
-                                      resets_at=resets_at)
+            resets_at = now + 60 if window == "minute" else next_utc_midnight(now)
+            raise MouserRateLimited(f"call limit reached ({said})", window=window,
+                                    resets_at=resets_at)
         if prop.replace(" ", "").casefold() == "apikey":
             raise AuthError(API, f"API key refused ({said})")
         if code in INPUT_CODES:
@@ -244,14 +318,20 @@ class MouserClient:
 
     # -- parsing ---------------------------------------------------------------
     def _parse_results(self, query: str, data: dict[str, Any]) -> SearchResult:
+        """A well-formed answer only: nulls or wrong types never read as "no parts"."""
         results = data["SearchResults"]  # a dict: _check made sure
         raw_parts = results.get("Parts")
-        if raw_parts is None:
-            raw_parts = []
         if not isinstance(raw_parts, list):
-            raise PayloadError(f"mouser: Parts is a {type(raw_parts).__name__}, not a list")
-        total = _int(results.get("NumberOfResult"))
-        result = SearchResult(query, total if total is not None else len(raw_parts))
+            raise PayloadError(self._scrub(
+                f"mouser: search {query!r}: Parts is {_kind(raw_parts)}, not a list"))
+        total = _count(results.get("NumberOfResult"), "NumberOfResult")
+        if isinstance(total, str):
+            raise PayloadError(self._scrub(f"mouser: search {query!r}: {total}"))
+        if total < len(raw_parts):
+            raise PayloadError(self._scrub(
+                f"mouser: search {query!r}: NumberOfResult {total} but "
+                f"{len(raw_parts)} parts sent"))
+        result = SearchResult(query, total)
         for index, raw in enumerate(raw_parts):
             try:
                 result.parts.append(self.parse_part(raw))
@@ -271,15 +351,21 @@ class MouserClient:
 
     def _parse_part(self, raw: Any) -> MouserPart:
         if not isinstance(raw, dict):
-            raise PayloadError(f"mouser: part is a {type(raw).__name__}, not an object")
-        pn = _text(raw.get("MouserPartNumber"))
+            raise PayloadError(f"mouser: part is {_kind(raw)}, not an object")
+        pn_raw = raw.get("MouserPartNumber")
+        pn = pn_raw.strip() if isinstance(pn_raw, str) else ""
         if not pn:
             mpn = _text(raw.get("ManufacturerPartNumber")) or "?"
-            raise PayloadError(f"mouser: part {mpn!r} has no MouserPartNumber")
-        warnings: list[str] = []
-        breaks = self._price_breaks(pn, raw.get("PriceBreaks"), warnings)
+            raise PayloadError(f"mouser: part {mpn!r} has no MouserPartNumber "
+                               f"(it is {_kind(pn_raw)})")
+        for key in ("ManufacturerPartNumber", "Manufacturer", "Description",
+                    "LifecycleStatus", "Availability", "ProductDetailUrl"):
+            if not isinstance(raw.get(key), str | None):
+                raise PayloadError(f"mouser: part {pn!r}: {key} is {_kind(raw.get(key))}, "
+                                   "not text")
+        breaks, price_error = self._price_breaks(raw.get("PriceBreaks"))
         availability = _text(raw.get("Availability"))
-        in_stock = _int(raw.get("AvailabilityInStock"))
+        in_stock = self._number(pn, raw, "AvailabilityInStock")
         if in_stock is None:
             in_stock = _leading_int(availability)
         lifecycle = _text(raw.get("LifecycleStatus")) or None
@@ -296,42 +382,63 @@ class MouserClient:
             product_detail_url=_text(raw.get("ProductDetailUrl")),
             data_sheet_url=_text(raw.get("DataSheetUrl")),
             category=_text(raw.get("Category")),
-            min_order=_int(raw.get("Min")),
-            multiple=_int(raw.get("Mult")),
+            min_order=self._number(pn, raw, "Min"),
+            multiple=self._number(pn, raw, "Mult"),
             lead_time=_text(raw.get("LeadTime")),
             is_discontinued=_text(raw.get("IsDiscontinued")).casefold() == "true",
             suggested_replacement=_text(raw.get("SuggestedReplacement")),
-            warnings=warnings,
+            price_error=price_error,
         )
 
-    def _price_breaks(self, pn: str, raw: Any, warnings: list[str]) -> list[PriceBreak]:
+    @staticmethod
+    def _number(pn: str, raw: dict[str, Any], key: str) -> int | None:
+        """A count Mouser may send as text or number; null is "not said", garbage an error."""
+        value = raw.get(key)
+        if value is None or value == "":
+            return None
+        parsed = _count(value, key)
+        if isinstance(parsed, str):
+            raise PayloadError(f"mouser: part {pn!r}: {parsed}")
+        return parsed
+
+    @staticmethod
+    def _price_breaks(raw: Any) -> tuple[list[PriceBreak], str | None]:
+        """Every break, or none and the reason: a partial list is never applied."""
         if raw is None:
-            return []
+            return [], None
         if not isinstance(raw, list):
-            raise PayloadError(f"mouser: part {pn!r}: PriceBreaks is a {type(raw).__name__}")
+            return [], f"PriceBreaks is {_kind(raw)}, not a list"
         breaks: list[PriceBreak] = []
-        for entry in raw:
+        for index, entry in enumerate(raw, 1):
             if not isinstance(entry, dict):
-                warnings.append(f"price break {entry!r} is not an object")
-                continue
-            quantity = _int(entry.get("Quantity"))
-            hint = _text(entry.get("Currency")).upper() or None
+                return [], f"price break #{index} is {_kind(entry)}, not an object"
+            quantity = _count(entry.get("Quantity"), "Quantity")
+            if isinstance(quantity, str):
+                return [], f"price break #{index}: {quantity}"
+            if quantity < 1:
+                return [], f"price break #{index}: Quantity is 0"
+            currency = entry.get("Currency")
+            code_ok = isinstance(currency, str) and _ISO.fullmatch(currency.strip().upper())
+            if not isinstance(currency, str) or not code_ok:
+                return [], (f"price break #{index} (quantity {quantity}): Currency "
+                            f"{currency!r} is not a currency code")
+            price_text = entry.get("Price")
+            if not isinstance(price_text, str):
+                return [], (f"price break #{index} (quantity {quantity}): Price is "
+                            f"{_kind(price_text)}, not text")
             try:
-                price, currency = parse_price(_text(entry.get("Price")), hint)
+                price, code = parse_price(price_text, currency)
             except ValueError as exc:
-                warnings.append(f"skipped price break for quantity {quantity}: {exc}")
-                continue
-            if quantity is None or quantity < 1 or currency is None:
-                warnings.append(
-                    f"skipped price break {entry.get('Quantity')!r} / {entry.get('Price')!r}: "
-                    "no valid quantity or currency"
-                )
-                continue
-            breaks.append(PriceBreak(quantity, price, currency))
-        for warning in warnings:
-            logger.warning("mouser: part {pn}: {w}", pn=pn, w=warning)
+                return [], f"price break #{index} (quantity {quantity}): {exc}"
+            if price < 0 or code is None:
+                return [], f"price break #{index} (quantity {quantity}): no usable price"
+            breaks.append(PriceBreak(quantity, price, code))
+        if len({b.quantity for b in breaks}) != len(breaks):
+            return [], "two price breaks for the same quantity"
+        if len({b.currency for b in breaks}) > 1:
+            return [], "price breaks in more than one currency"
         breaks.sort(key=lambda b: b.quantity)
-        return breaks
+        return breaks, None
 
     def _packaging(self, pn: str, raw: Any) -> str:
         if not isinstance(raw, list):
@@ -356,6 +463,8 @@ class MouserClient:
         if not self._api_key or self._api_key not in str(exc):
             return exc
         clean = self._scrub(exc.detail)
+        if isinstance(exc, MouserRateLimited):
+            return MouserRateLimited(clean, window=exc.window, resets_at=exc.resets_at)
         if isinstance(exc, QuotaExhaustedError):
             return QuotaExhaustedError(exc.api, clean, resets_at=exc.resets_at)
         return type(exc)(exc.api, clean, status=exc.status)
@@ -370,19 +479,53 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _int(value: Any) -> int | None:
-    """An integer that Mouser may send as int, float, "1200", "1,200" or null."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
+def _kind(value: Any) -> str:
+    """What a JSON value is, for messages ("null", "a list", "the text 'x'")."""
+    if value is None:
+        return "null"
     if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, bool | int | float):
+        return f"the {type(value).__name__} {value!r}"[:60]
+    return f"a {type(value).__name__}"
+
+
+def _count(value: Any, name: str) -> int | str:
+    """A non-negative integer up to ``MAX_COUNT`` (int, "1200", "1,200"), else why not.
+
+    Floats, exponents and huge numbers are refused rather than rounded: "1e300"
+    in a stock field is a bad value of that part, never a different number.
+    """
+    if isinstance(value, bool):
+        return f"{name} is {_kind(value)}, not a count"
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
         text = value.strip()
         if _GROUPED_INT.match(text):
             text = re.sub(r"\D", "", text)
-        return int(text) if text.isdigit() and text.isascii() else None
+        if not (text.isascii() and text.isdigit() and len(text) <= 13):
+            return f"{name} is {_kind(value)}, not a count"
+        number = int(text)
+    else:
+        return f"{name} is {_kind(value)}, not a count"
+    if not 0 <= number <= MAX_COUNT:
+        return f"{name} {number} is out of range"
+    return number
+
+
+def _int(value: Any) -> int | None:
+    """A count, or None for anything else (used only on Mouser's prose)."""
+    parsed = _count(value, "")
+    return None if isinstance(parsed, str) else parsed
+
+
+def sku_problem(sku: str) -> str | None:
+    """Why ``sku`` cannot go into a part-number search, or None."""
+    if not SKU_MIN <= len(sku) <= SKU_MAX:
+        return f"is not {SKU_MIN}-{SKU_MAX} characters long"
+    if not sku.isascii() or not sku.isprintable() or "|" in sku:
+        return "holds characters Mouser does not search for"
     return None
 
 
@@ -391,6 +534,7 @@ def _leading_int(text: str) -> int | None:
     return _int(match.group(1)) if match else None
 
 
+_ISO = re.compile(r"[A-Z]{3}")
 _GROUPED_INT = re.compile(r"^\d{1,3}(?:[.,'\s\u00a0\u202f]\d{3})+$")
 _TAG = re.compile(r"<[^>]*>")
 
@@ -410,10 +554,14 @@ def _framework_message(data: Any) -> str:
 
 
 __all__ = [
+    "BATCH_MAX",
     "DEFAULT_PACKAGING_LABELS",
     "MouserClient",
     "MouserPart",
+    "MouserRateLimited",
     "PriceBreak",
     "SearchResult",
+    "limit_window",
     "next_utc_midnight",
+    "sku_problem",
 ]

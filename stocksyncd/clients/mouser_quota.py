@@ -9,10 +9,10 @@ the daily quota resets at 00:00 UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
-from stocksyncd.clients.mouser import next_utc_midnight
+from stocksyncd.clients.mouser import MouserRateLimited, next_utc_midnight
 from stocksyncd.clock import Clock
-from stocksyncd.errors import QuotaExhaustedError
 from stocksyncd.state.api import StateStore
 
 
@@ -46,16 +46,18 @@ class MouserQuota:
         return (now // 60 + 1) * 60
 
     async def take(self) -> None:
-        """Spend one call, or raise ``QuotaExhaustedError`` saying when to try again."""
+        """Spend one call, or raise ``MouserRateLimited`` naming the window and its reset.
+
+        Every Mouser call of the key goes through here (runs and review-page
+        actions alike), so this is the one ledger of the day's calls.
+        """
         # The day is checked without spending first, so a refused call never
         # uses a minute slot; the minute slot is then taken before the day unit.
         if await self.state.quota_used(self.key, self._day_bucket()) >= self.per_day:
             raise self._day_error()
         if not await self.state.quota_take(self.key, self._minute_bucket(), self.per_minute):
-            raise QuotaExhaustedError(
-                "mouser", f"{self.per_minute} calls this minute used",
-                resets_at=self.minute_resets_at(),
-            )
+            raise _ledger(f"{self.per_minute} calls this minute used", "minute",
+                          self.minute_resets_at())
         if not await self.state.quota_take(self.key, self._day_bucket(), self.per_day):
             raise self._day_error()
 
@@ -69,11 +71,19 @@ class MouserQuota:
         used = await self.state.quota_used(self.key, self._day_bucket())
         return max(0, self.per_day - used)
 
-    def _day_error(self) -> QuotaExhaustedError:
-        return QuotaExhaustedError(
-            "mouser", f"{self.per_day} calls today used (resets 00:00 UTC)",
-            resets_at=self.day_resets_at(),
-        )
+    async def used_today(self) -> int:
+        """Calls counted in the current UTC day."""
+        return await self.state.quota_used(self.key, self._day_bucket())
+
+    def _day_error(self) -> MouserRateLimited:
+        return _ledger(f"{self.per_day} calls today used (resets 00:00 UTC)", "day",
+                       self.day_resets_at())
+
+
+def _ledger(message: str, window: Literal["minute", "day"], resets_at: float
+            ) -> MouserRateLimited:
+    """A refusal by our own ledger: no call went out."""
+    return MouserRateLimited(message, window=window, resets_at=resets_at, ledger=True)
 
 
 __all__ = ["MouserQuota"]

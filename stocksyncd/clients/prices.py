@@ -1,4 +1,4 @@
-"""Localized price strings ("1.456,34 €", "$1,234.56", "¥2,100") to Decimal.
+"""Localized price strings ("1.456,34 €", "$1,234.56", "0.089 CHF") to Decimal.
 
 Mouser formats ``PriceBreaks[].Price`` for display in the account's locale, so
 the decimal mark cannot be known up front. The rules, in order:
@@ -10,14 +10,19 @@ the decimal mark cannot be known up front. The rules, in order:
 4. A single separator followed by other than exactly three digits, or after a
    lone ``0`` ("0,123 €"), is the decimal mark.
 5. The ambiguous rest (one separator, three digits after it: "1,234") is
-   decided by currency convention: for a currency without minor unit (JPY,
-   HUF, KRW, ...) it is grouping; a currency marker *before* the number marks
-   English formatting ("$1,234" = 1234, "$1.234" = 1.234); a marker *after*
-   it marks continental formatting ("1,234 €" = 1.234, "1.234 €" = 1234);
-   with no marker at all it is the decimal mark.
+   decided by the currency (Mouser's ``Currency`` field first): without a
+   minor unit (JPY, HUF, KRW, ...) it is grouping; for a currency whose
+   accounts show one decimal mark (CHF and USD a point, EUR and SEK a comma)
+   that mark decides. A currency *symbol* placed before the number marks
+   English formatting ("$1,234" = 1234), one after it continental
+   ("1,234 €" = 1.234); an ISO code says nothing about the locale ("0.089 CHF"
+   is a Swiss account's point). When the currency's mark and the symbol's
+   style disagree the price is refused: a price read 1000 times too high is
+   worse than none. With no clue at all the separator is the decimal mark.
 
 The returned currency is the ``currency`` hint when given (Mouser's
-``Currency`` field is authoritative), else the one the text names, else None.
+``Currency`` field is authoritative; a text naming another currency is
+refused), else the one the text names, else None.
 """
 
 from __future__ import annotations
@@ -46,6 +51,19 @@ SYMBOLS: dict[str, str | None] = {
 
 # ISO 4217 currencies displayed without decimals.
 ZERO_DECIMAL = frozenset({"JPY", "KRW", "HUF", "CLP", "ISK", "VND", "TWD", "UGX", "PYG"})
+
+# The decimal mark Mouser accounts of a currency use (real answers: "$1,234.56",
+# "0.089 CHF", "1.234,56 €", "6.817,20 kr").
+DECIMAL_MARK: dict[str, str] = {
+    "USD": ".", "GBP": ".", "CHF": ".", "CAD": ".", "AUD": ".", "NZD": ".", "SGD": ".",
+    "HKD": ".", "CNY": ".", "INR": ".", "MXN": ".", "ILS": ".", "THB": ".", "MYR": ".",
+    "EUR": ",", "SEK": ",", "DKK": ",", "NOK": ",", "PLN": ",", "CZK": ",", "BRL": ",",
+    "RON": ",", "BGN": ",", "TRY": ",", "ZAR": ",",
+}
+# Currencies a bare "$" may stand for; "kr" for one of the Nordic crowns.
+DOLLARS = frozenset({"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD"})
+CROWNS = frozenset({"SEK", "DKK", "NOK", "ISK"})
+MAX_DIGITS = 18  # no Mouser price has more; longer text is not a price
 
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009\u2007]+")
 _SHAPE = re.compile(
@@ -80,22 +98,43 @@ def parse_price(text: str, currency: str | None = None) -> tuple[Decimal, str | 
     if match is None:
         raise ValueError(f"price {text!r} is not a number with an optional currency")
     pre, num, post = match.group("pre"), match.group("num"), match.group("post")
+    if sum(c.isdigit() for c in num) > MAX_DIGITS:
+        raise ValueError(f"price {text!r} has too many digits")
     found: str | None = None
     style: str | None = None
     if post:
         _, found = _marker(post, text)
-        style = "suffix"
+        style = None if _ISO.match(post) else "suffix"
     if pre:
         # A leading marker wins: "$1.00 USD" is English formatting.
         _, code = _marker(pre, text)
         found = code or found
-        style = "prefix"
-    code = (currency or found or "").upper() or None
-    value = _number(num, text, style=style, zero_decimal=code in ZERO_DECIMAL)
-    return value, (currency.upper() if currency else found)
+        style = None if _ISO.match(pre) else "prefix"
+    hint = currency.strip().upper() if currency else None
+    if hint:
+        _check_marker(hint, pre or post, found, text)
+    code = hint or found
+    value = _number(num, text, style=style, zero_decimal=code in ZERO_DECIMAL,
+                    mark=DECIMAL_MARK.get(code or ""))
+    return value, (hint or found)
 
 
-def _number(num: str, text: str, *, style: str | None, zero_decimal: bool) -> Decimal:
+def _check_marker(hint: str, token: str, found: str | None, text: str) -> None:
+    """The text's currency must be the one Mouser's ``Currency`` field names."""
+    if not token:
+        return
+    if token == "$":
+        ok = hint in DOLLARS
+    elif token == "kr":
+        ok = hint in CROWNS
+    else:
+        ok = found == hint
+    if not ok:
+        raise ValueError(f"price {text!r} is not in {hint}, the answer's Currency")
+
+
+def _number(num: str, text: str, *, style: str | None, zero_decimal: bool,
+            mark: str | None) -> Decimal:
     if any(c in num for c in " '’"):
         if not _GROUPED.match(num):
             raise ValueError(f"price {text!r}: misplaced thousands separators")
@@ -121,12 +160,17 @@ def _number(num: str, text: str, *, style: str | None, zero_decimal: bool) -> De
     whole, _, frac = num.partition(sep)
     grouping = False
     if len(frac) == 3 and whole != "0" and len(whole) <= 3:
+        by_style = {"prefix": sep == ",", "suffix": sep == "."}.get(style or "")
+        by_mark = None if mark is None else sep != mark
         if zero_decimal:
             grouping = True
-        elif style == "prefix":
-            grouping = sep == ","
-        elif style == "suffix":
-            grouping = sep == "."
+        elif by_mark is not None and by_style is not None and by_mark != by_style:
+            raise ValueError(f"price {text!r}: the currency's decimal mark and the "
+                             "symbol's place disagree")
+        elif by_mark is not None:
+            grouping = by_mark
+        elif by_style is not None:
+            grouping = by_style
     if grouping:
         return _decimal(whole + frac, text)
     return _decimal(whole + "." + frac, text)
@@ -142,4 +186,4 @@ def _decimal(digits: str, text: str) -> Decimal:
     return value
 
 
-__all__ = ["SYMBOLS", "ZERO_DECIMAL", "parse_price"]
+__all__ = ["DECIMAL_MARK", "SYMBOLS", "ZERO_DECIMAL", "parse_price"]

@@ -125,6 +125,8 @@ class InvenTreeSimulator(Simulator):
         update: Callable[[Row, Any], None] | None = None, delete: bool = False,
     ) -> None:
         async def list_(request: web.Request) -> web.Response:
+            if request.method == "OPTIONS" and table == "price_breaks":
+                return json_response(self._price_break_options())
             if request.method == "POST" and create is not None:
                 return json_response(self._render(table, create(await _body(request))), status=201)
             if request.method != "GET":
@@ -385,6 +387,18 @@ class InvenTreeSimulator(Simulator):
                     "The fields part, quantity must make a unique set."
                 ]})
         return merged
+
+    def _price_break_options(self) -> Row:
+        """DRF's OPTIONS metadata: ``price_currency`` lists the server's CURRENCY_CODES."""
+        return {"name": "Supplier Price Break List", "actions": {"POST": {
+            "price_currency": {
+                "type": "choice", "required": False, "read_only": False,
+                "label": "Currency", "default": self.default_currency,
+                "choices": [{"value": c, "display_name": c} for c in self.currencies],
+            },
+            "quantity": {"type": "float", "required": True, "read_only": False},
+            "price": {"type": "decimal", "required": False, "read_only": False},
+        }}}
 
     def _create_price_break(self, body: Any) -> Row:
         merged = self._validate_price_break(_object_body(body), None)

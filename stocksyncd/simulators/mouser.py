@@ -37,7 +37,7 @@ SEARCHED_FIELDS = ("ManufacturerPartNumber", "Description", "Manufacturer", "Cat
 # Garbage an answer can be replaced with, keyed by the name ``garble`` takes.
 GARBAGE_KINDS = (
     "missing_keys", "nulls", "strings_for_numbers", "wrong_types", "no_results_object",
-    "html", "not_json", "message_only",
+    "html", "not_json", "message_only", "null_results",
 )
 
 
@@ -49,6 +49,8 @@ def format_price(value: Decimal, currency: str) -> str:
     text = f"{value:,.2f}" if value >= 1 else f"{value:.3f}"
     if currency == "USD":
         return f"${text}"
+    if currency == "CHF":  # a Swiss account: point decimal, the code after the number
+        return f"{text} CHF"
     continental = text.replace(",", "_").replace(".", ",").replace("_", ".")
     if currency == "SEK":
         return f"{continental} kr"
@@ -335,6 +337,9 @@ class MouserSimulator(Simulator):
             return json_response({"Message": "An error has occurred."})
         if kind == "no_results_object":
             return json_response({"Errors": [], "SearchResults": None})
+        if kind == "null_results":
+            return json_response({"Errors": None,
+                                  "SearchResults": {"NumberOfResult": None, "Parts": None}})
         for part in parts:
             if kind == "missing_keys":
                 for key in ("MouserPartNumber", "PriceBreaks", "Availability"):

@@ -223,6 +223,33 @@ async def test_price_breaks_replaced_by_delete_and_create(make: Make) -> None:
     assert "price_currency" in info.value.fields
 
 
+async def test_accepted_currencies_come_from_the_options_metadata(make: Make) -> None:
+    sim, client = await make(InvenTreeSimulator(currencies=("EUR", "USD", "CHF")))
+    assert await client.accepted_currencies() == frozenset({"EUR", "USD", "CHF"})
+    assert [r.method for r in sim.requests if "price-break" in r.path] == ["OPTIONS"]
+    # A token without the add permission sees no POST actions: the server does not say.
+    sim.inject(status=200, body={"name": "Supplier Price Break List", "actions": {}})
+    assert await client.accepted_currencies() is None
+    sim.inject(status=200, body={"actions": {"POST": {"price_currency": {
+        "type": "choice", "choices": [{"value": "usd"}, {"value": None}, "EUR"]}}}})
+    assert await client.accepted_currencies() == frozenset({"USD"})
+
+
+async def test_a_price_break_is_rewritten_in_place(make: Make) -> None:
+    sim, client = await make()
+    sim.add_company("Mouser", pk=3)
+    sim.add_part("NE555P", pk=17)
+    sp = sim.add_supplier_part(part=17, supplier=3, SKU="595-NE555P")
+    row = sim.add_price_break(sp["pk"], 10, Decimal("0.80"))
+    new = await client.update_price_break(row["pk"], Decimal("0.75"), "EUR")
+    assert (new.pk, new.quantity, new.price, new.price_currency) == (
+        row["pk"], Decimal(10), Decimal("0.75"), "EUR")
+    patch = [r for r in sim.requests if r.method == "PATCH"][-1]
+    assert patch.body == {"price": "0.75", "price_currency": "EUR"}
+    back = await client.update_price_break(row["pk"], None, None)
+    assert back.price is None and back.price_currency == "EUR"
+
+
 async def test_missing_or_wrong_token_is_an_auth_error(make: Make) -> None:
     sim, client = await make(token="wrong")
     with pytest.raises(AuthError) as info:

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from loguru import logger
 
-from stocksyncd.clients.mouser import MouserClient, PriceBreak
+from stocksyncd.clients.mouser import MouserClient, MouserRateLimited, PriceBreak
 from stocksyncd.clock import FakeClock
 from stocksyncd.errors import (
     AuthError,
@@ -252,24 +252,74 @@ async def test_malformed_parts_are_rejected_not_crashing(sim: MouserSimulator,
     assert result.parts == [] and len(result.rejected) == result.number_of_results > 0
 
 
-async def test_strings_for_numbers_skip_bad_breaks(sim: MouserSimulator,
-                                                   client: MouserClient) -> None:
+async def test_strings_for_numbers_are_an_error_of_the_part(sim: MouserSimulator,
+                                                            client: MouserClient) -> None:
     sku = str(orderable(sim, "USD")["MouserPartNumber"])
     sim.garble("strings_for_numbers")
-    part = await client.lookup(sku)
+    with pytest.raises(PayloadError, match="AvailabilityInStock is the text 'lots'"):
+        await client.lookup(sku)
+
+
+async def test_one_bad_break_voids_the_whole_price_list(sim: MouserSimulator,
+                                                        client: MouserClient) -> None:
+    raw = orderable(sim, "USD")
+    raw["PriceBreaks"] = [{"Quantity": 1, "Price": "$0.54", "Currency": "USD"},
+                          {"Quantity": 10, "Price": "call us", "Currency": "USD"},
+                          {"Quantity": 100, "Price": "$0.27", "Currency": "USD"}]
+    part = await client.lookup(str(raw["MouserPartNumber"]))
     assert part is not None
-    assert part.price_breaks == [] and len(part.warnings) == 4
-    assert part.min_order is None
-    # "lots" is no number, so the count comes from the prose "12,439 In Stock".
-    assert part.in_stock == int(part.availability.split()[0].replace(",", ""))
+    assert part.price_breaks == []
+    assert part.price_error is not None and "quantity 10" in part.price_error
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("1e300", "not a count"), (1e300, "not a count"), ("99999999999999", "not a count"),
+     (10**15, "out of range"),
+     ("-5", "not a count"), (True, "not a count"), ([], "not a count"), ("12.5", "not a count")],
+)
+async def test_stock_is_strictly_bounded(sim: MouserSimulator, client: MouserClient,
+                                         value: object, why: str) -> None:
+    raw = orderable(sim, "USD")
+    raw["AvailabilityInStock"] = value
+    with pytest.raises(PayloadError, match=why):
+        await client.lookup(str(raw["MouserPartNumber"]))
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [{"Errors": None, "SearchResults": {"NumberOfResult": None, "Parts": None}},
+     {"Errors": [], "SearchResults": {"NumberOfResult": 0}},
+     {"Errors": [], "SearchResults": {"Parts": []}},
+     {"Errors": [], "SearchResults": {"NumberOfResult": "0", "Parts": {}}},
+     {"Errors": [], "SearchResults": {"NumberOfResult": 0, "Parts": [None]}}],
+)
+async def test_nulls_are_an_error_never_an_unknown_sku(sim: MouserSimulator,
+                                                       client: MouserClient,
+                                                       envelope: dict[str, object]) -> None:
+    sim.inject(status=200, body=envelope)
+    with pytest.raises(PayloadError):
+        await client.lookup("595-NE555P")
+
+
+async def test_unknown_sku_only_from_a_well_formed_empty_answer(sim: MouserSimulator,
+                                                                client: MouserClient) -> None:
+    sim.inject(status=200, body={"Errors": [], "SearchResults": {"NumberOfResult": 0,
+                                                                  "Parts": []}})
+    assert await client.lookup("595-NE555P") is None
 
 
 async def test_wrong_types_are_payload_errors(sim: MouserSimulator,
                                               client: MouserClient) -> None:
     sku = str(orderable(sim, "USD")["MouserPartNumber"])
     sim.garble("wrong_types")
-    with pytest.raises(PayloadError, match="PriceBreaks is a str"):
+    with pytest.raises(PayloadError, match="NumberOfResult"):
         await client.lookup(sku)
+    raw = orderable(sim, "USD")
+    raw["PriceBreaks"] = "none"
+    part = await client.lookup(str(raw["MouserPartNumber"]))
+    assert part is not None and part.price_breaks == []
+    assert part.price_error == "PriceBreaks is the text 'none', not a list"
 
 
 async def test_quantity_as_string_is_accepted(sim: MouserSimulator, client: MouserClient) -> None:
@@ -342,6 +392,6 @@ async def test_api_key_never_leaks_on_refusals(sim: MouserSimulator,
         await make_client(sim, session, fake_clock).search_name("LM358")
     except StockSyncError as exc:
         errors.append(exc)
-    assert [type(e) for e in errors] == [AuthError, PayloadError, QuotaExhaustedError]
+    assert [type(e) for e in errors] == [AuthError, PayloadError, MouserRateLimited]
     text = "".join("".join(traceback.format_exception(e)) for e in errors) + "".join(logs)
     assert KEY not in text and other not in text

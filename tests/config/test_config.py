@@ -61,7 +61,7 @@ def test_a_valid_file_loads_with_defaults(tmp_path: Path) -> None:
     fulfilment = config.integrations["fulfilment"]
     assert fulfilment.type == "kak2c-insales"
     assert effective_every(fulfilment, fulfilment.type) == 60.0
-    assert effective_every(config.integrations["parts"], "mouser-inventree") == 120.0
+    assert effective_every(config.integrations["parts"], "mouser-inventree") == 90.0
     assert config.web.listen == "127.0.0.1:8780"
     assert set(config.secret_values()) >= {"insales-password", "kak2c-password", "mouser-key"}
 

@@ -1,8 +1,9 @@
 """The review page end to end: the real daemon, the real Mouser job, the simulators, chromium.
 
-A person opens the review page the daemon serves, deletes an entry, and creates
-an InvenTree supplier part from a Mouser search hit with one click; the test
-then looks in InvenTree (the simulator) for what the click created.
+A person opens the review page the daemon serves, deletes an entry, creates an
+InvenTree supplier part from a Mouser search hit with one click, filters by kind,
+ignores a part and bulk-deletes the rest; the test then looks in InvenTree (the
+simulator) for what the clicks did.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ listen = "127.0.0.1:{port}"
 type = "mouser-inventree"
 every = "1h"
 parts_per_run = 2
+calls_per_run = 2
 inventree_url = "{shop.inventree.url}"
 inventree_token = "{DEFAULT_TOKEN}"
 mouser_api_key = "{MOUSER_KEY}"
@@ -148,14 +150,34 @@ async def test_delete_and_create_from_a_hit_in_chromium(
             await lifecycle.get_by_role("button", name="Delete").click()
             await expect(page.get_by_role("button", name="Delete")).to_have_count(
                 entries_before - 1)
-            await expect(page.get_by_text("lifecycle changed")).to_have_count(0)
+            await expect(page.locator(".entry").get_by_text("lifecycle changed")).to_have_count(0)
 
             # The search hit for the part without a Mouser supplier part: create it.
             await page.get_by_role("button", name="Create supplier part").first.click()
             await expect(page.locator(".flash.ok")).to_contain_text(
                 f"created supplier part 2 (SKU {shop.hit_sku})")
             await expect(page.get_by_role("button", name="Create supplier part")).to_have_count(0)
+
+            # The filter: only search hits, then everything again.
+            await page.get_by_role("link", name="Search hits").click()
+            await expect(page.get_by_text("updated", exact=True)).to_have_count(0)
+            await page.get_by_role("link", name="All", exact=True).click()
+
+            # Ignore the known part: its flag is set in InvenTree, its entries go.
+            known = page.locator("article.part").filter(has_text="LM358DR")
+            await known.get_by_role("button", name="Ignore this part").click()
+            await expect(page.locator(".flash.ok")).to_contain_text("ignored from now on")
+            await expect(page.locator("article.part").filter(has_text="LM358DR")).to_have_count(0)
+
+            # Bulk delete: tick what is left and delete it in one go.
+            for box in await page.locator('input[name="entry"]').all():
+                await box.check()
+            await page.get_by_role("button", name="Delete selected").click()
+            await expect(page.locator(".flash.ok")).to_contain_text("entries deleted")
+            await expect(page.get_by_text("Nothing to review.")).to_be_visible()
             await page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
         finally:
             await browser.close()
     assert shop.created_for(shop.searched) == [shop.hit_sku]
+    known_pk = next(pk for pk, p in shop.inventree.parts.items() if p["name"] == "LM358DR")
+    assert shop.inventree.metadata[("part", known_pk)] == {"supplier_sync": {"exclude": "True"}}

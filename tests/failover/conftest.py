@@ -163,6 +163,7 @@ inventree_token = "{sims['inventree_token']}"
 mouser_api_key = "{sims['mouser_key']}"
 mouser_supplier = {sims['mouser_supplier']}
 base_url = "{sims['mouser']}"
+parts_per_run = 1
 """)
     return path
 

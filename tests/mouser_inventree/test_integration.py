@@ -127,7 +127,7 @@ class Env:
         values: dict[str, Any] = {
             "type": "mouser-inventree", "inventree_url": self.inv.url,
             "inventree_token": DEFAULT_TOKEN, "mouser_api_key": KEY, "mouser_supplier": 3,
-            "base_url": self.mouser.base_url, "timeout": 5,
+            "base_url": self.mouser.base_url, "timeout": 5, "parts_per_run": 1,
         }
         values.update(overrides)
         return MouserInvenTreeConfig(**values)
@@ -226,8 +226,9 @@ async def test_cursor_walks_skips_excluded_wraps_and_survives_restart(env: Env) 
 
 
 async def test_several_parts_per_run(env: Env) -> None:
-    result = await env.run(env.job(parts_per_run=3))
-    assert env.searched() == ["595-NE555P", "595-LM358DR", "BC547"]
+    result = await env.run(env.job(parts_per_run=3, calls_per_run=3))
+    # Known SKUs share one call; a name search is a call of its own.
+    assert env.searched() == ["595-NE555P|595-LM358DR", "BC547"]
     assert result.counts.source == 6
     assert result.counts.matched == 3
     assert await env.cursor() == 70
@@ -317,8 +318,10 @@ async def test_price_breaks_replaced_only_when_different(env: Env) -> None:
     env.inv.add_price_break(1, 10, Decimal("0.45"))
     job = env.job()
     result = await env.run(job)
-    assert env.writes("DELETE", "/price-break/") == 2
-    assert env.writes("POST", "/price-break/") == 3
+    # Kept quantities are rewritten in place, the new one created, nothing deleted.
+    assert env.writes("PATCH", "/price-break/") == 2
+    assert env.writes("POST", "/price-break/") == 1
+    assert env.writes("DELETE", "/price-break/") == 0
     stored = sorted((r["quantity"], r["price"], r["price_currency"])
                     for r in env.inv.price_breaks.values() if r["part"] == 1)
     assert stored == [(Decimal(q), p, "USD") for q, p in USD]
@@ -331,16 +334,17 @@ async def test_price_breaks_replaced_only_when_different(env: Env) -> None:
 
     await env.set_cursor(10)  # the same prices again: nothing is touched
     again = await env.run(job)
-    assert env.writes("DELETE", "/price-break/") == 2
-    assert env.writes("POST", "/price-break/") == 3
+    assert env.writes("PATCH", "/price-break/") == 2
+    assert env.writes("POST", "/price-break/") == 1
     assert env.writes("PATCH", "/api/company/part/") == 1
     assert again.counts.changed == 0 and again.changes == []
 
     env.mouser.set_prices("595-NE555P", [(1, Decimal("0.50")), (25, Decimal("0.30"))], "EUR")
     await env.set_cursor(10)
     await env.run(job)
-    assert env.writes("DELETE", "/price-break/") == 5
-    assert env.writes("POST", "/price-break/") == 5
+    assert env.writes("POST", "/price-break/") == 2  # 25 is new
+    assert env.writes("PATCH", "/price-break/") == 3  # 1 is rewritten
+    assert env.writes("DELETE", "/price-break/") == 2  # 10 and 100 go last
     stored = sorted((r["quantity"], r["price"], r["price_currency"])
                     for r in env.inv.price_breaks.values() if r["part"] == 1)
     assert stored == [(Decimal(1), Decimal("0.50"), "EUR"), (Decimal(25), Decimal("0.30"), "EUR")]
@@ -464,7 +468,7 @@ async def test_create_without_a_state_store_says_why(env: Env) -> None:
 
 
 GARBAGE = ["missing_keys", "nulls", "wrong_types", "no_results_object", "html", "not_json",
-           "message_only"]
+           "null_results"]
 
 
 @pytest.mark.parametrize("kind", GARBAGE)
@@ -486,14 +490,30 @@ async def test_garbage_records_an_error_and_moves_on(env: Env, kind: str) -> Non
     assert await env.reviews("error") == []
 
 
-async def test_strings_for_numbers_records_an_error_but_keeps_prices(env: Env) -> None:
+async def test_one_bad_break_keeps_every_old_price(env: Env) -> None:
+    env.inv.add_price_break(1, 1, Decimal("0.60"))
+    env.inv.add_price_break(1, 10, Decimal("0.45"))
+    env.mouser.part("595-NE555P")["PriceBreaks"][1]["Price"] = "call us"
+    result = await env.run(env.job())
+    assert result.status == "ok"
+    (entry,) = await env.reviews("error")
+    assert "unusable price list" in entry.message and "quantity 10" in entry.message
+    assert env.inv.count("POST", "/price-break/") == 0
+    assert env.inv.count("PATCH", "/price-break/") == 0
+    assert env.inv.count("DELETE", "/price-break/") == 0
+    assert await env.cursor() == 20
+    # The rest of the part (lifecycle, stock, packaging, link) is still brought in step.
+    assert env.writes("PATCH", "/api/company/part/") == 1
+
+
+async def test_strings_for_numbers_records_an_error_and_writes_nothing(env: Env) -> None:
     env.inv.add_price_break(1, 1, Decimal("0.54"))
     env.mouser.garble("strings_for_numbers", "595-NE555P")
     result = await env.run(env.job())
     assert result.status == "ok"
     (entry,) = await env.reviews("error")
-    assert "price break" in entry.message
-    assert env.writes("DELETE", "/price-break/") == 0
+    assert "AvailabilityInStock" in entry.message
+    assert env.inv.count("DELETE") == env.inv.count("PATCH") == 0
     assert await env.cursor() == 20
 
 
@@ -507,13 +527,18 @@ async def test_http_200_with_errors_records_an_error(env: Env, code: str) -> Non
     assert await env.cursor() == 20
 
 
-async def test_mouser_down_retries_the_part_then_moves_on(env: Env) -> None:
+@pytest.mark.parametrize("fault", [
+    {"status": 500, "body": ""},
+    {"status": 200, "body": {"Message": "An error has occurred."}},
+])
+async def test_mouser_down_retries_the_part_then_moves_on(env: Env,
+                                                          fault: dict[str, Any]) -> None:
     job = env.job()
-    env.mouser.inject(Fault(status=500, body="", match="/search/", times=3))
+    env.mouser.inject(Fault(**fault, match="/search/", times=3))
     for _ in range(2):
         result = await env.run(job)
         assert result.status == "failed"
-        assert await env.cursor() is None
+        assert await env.cursor() == 10
     assert await env.reviews("error") == []
     third = await env.run(job)
     assert third.status == "ok"
@@ -522,38 +547,94 @@ async def test_mouser_down_retries_the_part_then_moves_on(env: Env) -> None:
     assert await env.cursor() == 20
 
 
-async def test_too_many_requests_stops_calls_and_keeps_the_cursor(env: Env) -> None:
-    job = env.job(parts_per_run=3)
+async def test_refusals_for_a_quarter_hour_stop_calls_until_the_reset(env: Env) -> None:
+    job = env.job(parts_per_run=3, calls_per_run=3)
     await env.run(job)  # 10, 20, 60
     assert await env.cursor() == 70
-    env.mouser.inject(Fault(status=200, body=tmr(), match="/search/"))
+    # Mouser's daily refusal says nothing; with the day's calls left by our ledger it
+    # is taken for the minute (another user of the key may share that budget): the
+    # run waits a minute, and a second refusal only ends the run.
+    env.mouser.inject(Fault(status=200, body=tmr(), match="/search/", times=100))
     calls = len(env.mouser.requests)
     result = await env.run(job)
-    assert result.status == "aborted"
-    assert "2026-01-02 00:00 UTC" in result.message
-    assert len(env.mouser.requests) == calls + 1
+    assert result.status == "aborted" and "the next run tries again" in result.message
+    assert len(env.mouser.requests) == calls + 2
+    assert env.clock.slept == [60.0]
+    assert result.details["mouser_quota_left"] > 900
     assert await env.cursor() == 70
+    # Refused on and on for a quarter of an hour: that is the day.
+    for _ in range(10):
+        env.clock.advance(90)
+        result = await env.run(job)
+        if "daily" in result.message:
+            break
+    assert "2026-01-02 00:00 UTC" in result.message
     assert result.details["mouser_quota_left"] == 0
+    assert await env.cursor() == 70
     assert await env.reviews("error") == []
 
+    calls = len(env.mouser.requests)
     walked = len(env.inv.requests)
     again = await env.run(job)  # the store knows the day is gone: no call at all
     assert again.status == "aborted"
     assert "2026-01-02 00:00 UTC" in again.message
-    assert len(env.mouser.requests) == calls + 1
+    assert len(env.mouser.requests) == calls
     assert len(env.inv.requests) == walked
 
+    env.mouser.faults.clear()
     env.clock.advance(86400)
     after = await env.run(job)
     assert after.status == "ok"
-    assert env.searched()[-3:] == ["595-GONE123", "595-NE555P", "595-LM358DR"]
+    assert env.searched()[-1] == "595-GONE123|595-NE555P|595-LM358DR"
 
 
-async def test_http_429_is_treated_as_quota(env: Env) -> None:
-    env.mouser.inject(Fault(status=429, body="", match="/search/"))
+async def test_a_refusal_then_an_answer_forgets_the_refusals(env: Env) -> None:
+    job = env.job()
+    env.mouser.inject(Fault(status=200, body=tmr(), match="/search/", times=2))
+    assert (await env.run(job)).status == "aborted"
+    assert env.store is not None
+    assert await env.store.get_value("mouser-inventree", f"{NAME}:refused_since") is not None
+    env.clock.advance(90)
+    assert (await env.run(job)).status == "ok"
+    assert await env.store.get_value("mouser-inventree", f"{NAME}:refused_since") is None
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 429, "body": ""},
+    {"status": 200, "body": tmr()},
+    {"status": 200, "body": {"Errors": [{"Code": "TooManyRequests",
+                                         "Message": "Too many requests per minute"}],
+                             "SearchResults": None}},
+])
+async def test_a_per_minute_refusal_waits_a_minute_and_goes_on(env: Env,
+                                                               fault: dict[str, Any]) -> None:
+    env.mouser.inject(Fault(**fault, match="/search/"))
     result = await env.run(env.job())
-    assert result.status == "aborted"
-    assert await env.cursor() is None
+    assert result.status == "ok", result.message
+    assert env.clock.slept == [60.0]
+    assert env.searched() == ["595-NE555P", "595-NE555P"]
+    assert await env.cursor() == 20
+    assert result.details["mouser_quota_left"] == 998  # both calls are in the ledger
+
+
+async def test_a_daily_refusal_by_name_stops_at_once(env: Env) -> None:
+    body = {"Errors": [{"Code": "TooManyRequests", "Message": "Daily limit exceeded"}],
+            "SearchResults": None}
+    env.mouser.inject(Fault(status=200, body=body, match="/search/"))
+    result = await env.run(env.job())
+    assert result.status == "aborted" and env.clock.slept == []
+    assert "2026-01-02 00:00 UTC" in result.message
+    assert result.details["mouser_quota_left"] == 0
+
+
+async def test_a_minute_refusal_repeated_after_the_wait_does_not_end_the_day(env: Env) -> None:
+    body = {"Errors": [{"Code": "TooManyRequests", "Message": "per minute"}],
+            "SearchResults": None}
+    env.mouser.inject(Fault(status=200, body=body, match="/search/", times=2))
+    result = await env.run(env.job())
+    assert result.status == "aborted" and "per-minute" in result.message
+    assert result.details["mouser_quota_left"] == 998
+    assert await env.cursor() == 10
 
 
 async def test_daily_quota_survives_a_restart(env: Env) -> None:

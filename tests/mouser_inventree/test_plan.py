@@ -292,15 +292,25 @@ def test_plan_price_breaks(
     assert (plan is not None) is changed
 
 
-def test_price_plan_deletes_every_old_row_and_creates_mouser_rows() -> None:
+def test_price_plan_creates_rewrites_then_deletes() -> None:
     current = [sb(11, "1", "0.60"), sb(12, "10", "0.45"), sb(13, "1000", "0.20")]
     target = [mb("100", "0.27"), mb("1", "0.54"), mb("10", "0.39"), mb("10", "9.99")]
     plan = plan_price_breaks(current, target)
     assert plan is not None
-    assert plan.delete == (11, 12, 13)
-    assert plan.create == (mb("1", "0.54"), mb("10", "0.39"), mb("100", "0.27"))
+    assert plan.create == (mb("100", "0.27"),)
+    assert plan.update == ((current[0], mb("1", "0.54")), (current[1], mb("10", "0.39")))
+    assert plan.delete == (current[2],)
     assert plan.old == "1 @ 0.6 USD; 10 @ 0.45 USD; 1000 @ 0.2 USD"
     assert plan.new == "1 @ 0.54 USD; 10 @ 0.39 USD; 100 @ 0.27 USD"
+
+
+def test_price_plan_keeps_rows_that_already_match() -> None:
+    current = [sb(11, "1", "0.54"), sb(12, "10", "0.45")]
+    plan = plan_price_breaks(current, [mb("1", "0.540"), mb("10", "0.39", "EUR")])
+    assert plan is not None
+    assert plan.create == () and plan.delete == ()
+    assert plan.update == ((current[1], mb("10", "0.39", "EUR")),)
+    assert plan.currencies == {"EUR"}
 
 
 def test_price_plan_drops_nonsense_breaks() -> None:
@@ -469,3 +479,19 @@ def test_mark_created_records_the_hit_and_blocks_a_second_click() -> None:
     assert data["created"] == {"supplier_part": 42, "sku": "1-X1", "hit": 0}
     with pytest.raises(ValueError, match="already created"):
         check_creatable("hits", data, 0)
+
+
+@pytest.mark.parametrize(
+    ("note", "status", "expected"),
+    [("keep 2 reels", "Obsolete", "Obsolete"),
+     ("keep 2 reels [Mouser: End of Life]", "Obsolete", "Obsolete"),
+     ("Obsolete", None, ""),
+     ("End of Life", "Obsolete", "Obsolete")],
+)
+def test_bare_note_is_the_status_alone(note: str, status: str | None, expected: str) -> None:
+    plan = plan_note(note, status, note_format="bare")
+    assert plan.changed and plan.note == expected
+
+
+def test_bare_note_unchanged_when_the_status_is() -> None:
+    assert not plan_note("Obsolete", "Obsolete", note_format="bare").changed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stocksyncd.runtime.web import review
 from stocksyncd.state.api import ReviewEntry
 
 from .conftest import ClientFactory, FakeMouser, FakeState, FakeView, Refused, csrf_from
@@ -158,3 +159,108 @@ async def test_forged_flash_cookie_is_ignored(make_client: ClientFactory,
     text = await (await client.get("/review", cookies=forged)).text()
     assert "Call 555" not in text
     assert 'class="flash' not in text
+
+
+class ActingMouser(FakeMouser):
+    """The review fake plus the ledger and the "ignore this part" action."""
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(state)
+        self.ignored: list[int] = []
+
+    async def quota_left(self) -> int:
+        return 823
+
+    async def ignore_part(self, part_pk: int) -> str:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.ignored.append(part_pk)
+        for entry_id, entry in list(self.state.reviews.items()):
+            if entry.part_pk == part_pk:
+                await self.state.delete_review(entry_id)
+        return f"part {part_pk} is ignored from now on"
+
+
+async def test_filter_by_kind(make_client: ClientFactory, view: FakeView) -> None:
+    await seed(view.state)
+    client = await make_client(view)
+    text = await (await client.get("/review?kind=error")).text()
+    assert "Mouser answered garbage" in text and "999-GONE" not in text
+    assert "1 result(s) for 1 part(s)" in text
+    assert '<a href="/review?kind=error" aria-current="page">Errors</a>' in text
+    for kind, present in (("lifecycle", "Obsolete"), ("hits", "Op Amp dual"),
+                          ("unknown_sku", "999-GONE")):
+        page = await (await client.get(f"/review?kind={kind}")).text()
+        assert present in page and "Mouser answered garbage" not in page, kind
+    everything = await (await client.get("/review?kind=nonsense")).text()
+    assert "5 result(s) for 4 part(s)" in everything
+
+
+async def test_bulk_delete_selected_and_shown(make_client: ClientFactory,
+                                              view: FakeView) -> None:
+    ids = await seed(view.state)
+    client = await make_client(view)
+    token = await csrf_from(client, "/review")
+    data = [("csrf_token", token), ("scope", "selected"), ("entry", str(ids["error"])),
+            ("entry", str(ids["unknown"])), ("shown", "")]
+    text = await (await client.post("/review/delete", data=data)).text()
+    assert "2 entries deleted." in text
+    assert set(view.state.reviews) == {ids["hits"], ids["lifecycle"], ids["updated"]}
+
+    page = await (await client.get("/review?kind=lifecycle")).text()
+    assert f'name="shown" value="{ids["lifecycle"]}"' in page
+    text = await (await client.post("/review/delete", data={
+        "csrf_token": token, "scope": "shown", "shown": str(ids["lifecycle"])})).text()
+    assert "1 entries deleted." in text
+    assert set(view.state.reviews) == {ids["hits"], ids["updated"]}
+
+    nothing = await (await client.post("/review/delete", data={
+        "csrf_token": token, "scope": "selected"})).text()
+    assert "No entry was selected." in nothing
+
+
+async def test_bulk_delete_needs_the_csrf_token(make_client: ClientFactory,
+                                                view: FakeView) -> None:
+    ids = await seed(view.state)
+    client = await make_client(view)
+    resp = await client.post("/review/delete", data={"scope": "shown",
+                                                     "shown": str(ids["error"])})
+    assert resp.status == 403
+    assert ids["error"] in view.state.reviews
+
+
+async def test_ignore_this_part(make_client: ClientFactory, view: FakeView) -> None:
+    ids = await seed(view.state)
+    mouser = ActingMouser(view.state)
+    view.live["parts"] = mouser
+    client = await make_client(view)
+    page = await (await client.get("/review")).text()
+    assert page.count("Ignore this part") == 4  # one per part card
+    assert "<strong>823</strong> of 1000" in page  # the ledger's calls left today
+    token = await csrf_from(client, "/review")
+    text = await (await client.post("/review/part/parts/12/ignore",
+                                    data={"csrf_token": token})).text()
+    assert mouser.ignored == [12]
+    assert "part 12 is ignored from now on" in text
+    assert ids["lifecycle"] not in view.state.reviews and ids["hits"] in view.state.reviews
+
+    mouser.fail_with = Refused("inventree: part 13 is locked")
+    text = await (await client.post("/review/part/parts/13/ignore",
+                                     data={"csrf_token": token})).text()
+    assert "part 13 is locked" in text and 'class="flash error"' in text
+    text = await (await client.post("/review/part/nope/13/ignore",
+                                    data={"csrf_token": token})).text()
+    assert "cannot ignore parts" in text
+
+
+async def test_hit_rows_are_capped(make_client: ClientFactory, view: FakeView) -> None:
+    entry = hits_entry()
+    entry.data["count"] = 348
+    entry.data["hits"] = [{**entry.data["hits"][0], "mouser_pn": f"595-LM358D{i:02d}"}
+                          for i in range(30)]
+    await view.state.add_review(entry)
+    client = await make_client(view)
+    text = await (await client.get("/review")).text()
+    assert text.count("Create supplier part") == review.HIT_ROWS
+    assert "595-LM358D09" in text and "595-LM358D10" not in text
+    assert "Mouser found <strong>348</strong> part(s) (showing 10)" in text

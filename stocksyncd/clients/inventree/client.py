@@ -332,6 +332,32 @@ class InvenTreeClient:
         rows = await self._list("/api/company/price-break/", {"part": supplier_part})
         return sorted((PriceBreak.from_api(r) for r in rows), key=lambda b: b.quantity)
 
+    async def accepted_currencies(self) -> frozenset[str] | None:
+        """The currencies the server takes for a price break (its ``CURRENCY_CODES``).
+
+        Read from the ``OPTIONS`` metadata of the price-break list; None when the
+        server does not list them (a token without the add permission sees no
+        ``POST`` actions).
+        """
+        data = await self._json("OPTIONS", "/api/company/price-break/")
+        post = data.get("actions", {}).get("POST") if isinstance(data, dict) else None
+        field = post.get("price_currency") if isinstance(post, dict) else None
+        choices = field.get("choices") if isinstance(field, dict) else None
+        if not isinstance(choices, list):
+            return None
+        codes = {str(c["value"]).strip().upper() for c in choices
+                 if isinstance(c, dict) and isinstance(c.get("value"), str)}
+        return frozenset(codes) or None
+
+    async def update_price_break(self, pk: int, price: Decimal | None,
+                                 currency: str | None) -> PriceBreak:
+        """``PATCH`` price and currency of one break, keeping its row and quantity."""
+        body: dict[str, Any] = {"price": None if price is None else format(price, "f")}
+        if currency:
+            body["price_currency"] = currency
+        return PriceBreak.from_api(
+            await self._object("PATCH", f"/api/company/price-break/{pk}/", body))
+
     async def delete_price_break(self, pk: int) -> None:
         """``DELETE /api/company/price-break/{pk}/`` (there is no bulk delete)."""
         await self._json("DELETE", f"/api/company/price-break/{pk}/")

@@ -2,7 +2,10 @@
 
 ``build`` wires the two clients to the runtime's shared sessions; the job
 itself lives in ``job``, the decisions it takes in the pure modules
-(``cursor``, ``exclusion``, ``note``, ``diff``, ``hits``).
+(``cursor``, ``exclusion``, ``note``, ``diff``, ``hits``), its Mouser calls
+go through ``gate`` (ledger, limits), its InvenTree writes through ``writes``
+(write-ahead audit, safe price swaps), and ``outcomes`` names how a step
+that did not succeed ended.
 """
 
 from __future__ import annotations

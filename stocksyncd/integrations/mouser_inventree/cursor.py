@@ -10,6 +10,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
+# Where the job keeps its cursor and its other small values in the state store.
+STATE_SCOPE = "mouser-inventree"
+
 
 def rotation(pks: Iterable[int], cursor: int | None) -> list[int]:
     """Every candidate once, starting at the first pk >= ``cursor``, wrapping around."""

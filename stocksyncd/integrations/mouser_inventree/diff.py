@@ -2,10 +2,13 @@
 
 Price breaks are compared as sets of (quantity, price, currency) with
 Decimal equality, so "0.540" from InvenTree equals 0.54 from Mouser. Any
-difference replaces the whole set: InvenTree keeps (part, quantity) unique,
-so old rows are deleted before new ones are created. An empty list from
-Mouser never deletes existing breaks (a part without public pricing is not a
-reason to throw away what the user has).
+difference replaces the whole set, in an order that never leaves fewer
+prices than before: new quantities are created first, rows whose quantity
+stays are rewritten in place (InvenTree keeps (part, quantity) unique, so a
+second row cannot be created beside them), and only then are the rows whose
+quantity Mouser dropped deleted. An empty list from Mouser never deletes
+existing breaks (a part without public pricing is not a reason to throw away
+what the user has).
 """
 
 from __future__ import annotations
@@ -42,12 +45,19 @@ class StoredBreak:
 
 @dataclass(frozen=True)
 class BreakPlan:
-    """Delete these rows, then create these breaks."""
+    """Create these breaks, rewrite these rows, then delete these rows."""
 
-    delete: tuple[int, ...]
+    delete: tuple[StoredBreak, ...]
     create: tuple[Break, ...]
     old: str
     new: str
+    update: tuple[tuple[StoredBreak, Break], ...] = ()
+
+    @property
+    def currencies(self) -> frozenset[str]:
+        """The currencies the plan writes."""
+        return frozenset(b.currency for b in self.create) | frozenset(
+            b.currency for _, b in self.update)
 
 
 def decimal_text(value: Decimal | None) -> str:
@@ -57,13 +67,15 @@ def decimal_text(value: Decimal | None) -> str:
     return format(value.normalize(), "f")
 
 
+def format_break(b: Break | StoredBreak) -> str:
+    """One break: "10 @ 0.39 USD"."""
+    return f"{decimal_text(b.quantity)} @ {decimal_text(b.price)} {b.currency or '?'}"
+
+
 def format_breaks(breaks: Sequence[Break | StoredBreak]) -> str:
     """Human form for reports: "1 @ 0.54 USD; 10 @ 0.39 USD"."""
     ordered = sorted(breaks, key=lambda b: b.quantity)
-    return "; ".join(
-        f"{decimal_text(b.quantity)} @ {decimal_text(b.price)} {b.currency or '?'}"
-        for b in ordered
-    )
+    return "; ".join(format_break(b) for b in ordered)
 
 
 def _key(quantity: Decimal, price: Decimal | None, currency: str | None) -> tuple[Any, ...]:
@@ -88,11 +100,25 @@ def plan_price_breaks(current: Sequence[StoredBreak], target: Sequence[Break]) -
     want = {_key(b.quantity, b.price, b.currency) for b in wanted}
     if have == want and len(current) == len(wanted):
         return None
+    by_quantity = {b.quantity: b for b in wanted}
+    kept: dict[Decimal, StoredBreak] = {}
+    delete: list[StoredBreak] = []
+    for row in sorted(current, key=lambda b: (b.quantity, b.pk)):
+        if row.quantity in by_quantity and row.quantity not in kept:
+            kept[row.quantity] = row
+        else:
+            delete.append(row)
+    update = tuple(
+        (row, by_quantity[q]) for q, row in sorted(kept.items())
+        if _key(row.quantity, row.price, row.currency)
+        != _key(q, by_quantity[q].price, by_quantity[q].currency)
+    )
     return BreakPlan(
-        delete=tuple(b.pk for b in current),
-        create=tuple(wanted),
+        delete=tuple(delete),
+        create=tuple(b for b in wanted if b.quantity not in kept),
         old=format_breaks(current),
         new=format_breaks(wanted),
+        update=update,
     )
 
 

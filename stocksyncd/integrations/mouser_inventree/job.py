@@ -1,26 +1,35 @@
-"""The Mouser -> InvenTree job: one run walks the next parts after a persistent cursor.
+"""The Mouser -> InvenTree job: each run walks the next parts after a persistent cursor.
+
+Known SKUs are looked up ten to a Mouser call (``Exact``, joined by ``|``);
+a part without a Mouser supplier part is searched by name, one call of its
+own. Every write goes through the write-ahead audit (``writes``).
 
 Failure policy, by who is at fault:
 
-* Mouser's quota (``QuotaExhaustedError``): stop calling, leave the cursor on
-  the part so it is the first one after the reset; the run is ``aborted``.
+* A call limit: Mouser's per-minute refusal waits a minute and goes on (a
+  second refusal ends the run, the next run tries again); the daily quota
+  (Mouser says so, our ledger of calls says so, or refusals go on for a
+  quarter of an hour) stops calls until 00:00 UTC with the cursor on the
+  part; the run is ``aborted``.
 * Mouser's answer for one part is garbage or refused (``PayloadError``,
-  ``InvalidResponseError``, ``FatalApiError``): an ``error`` entry for that
-  part, the cursor moves on.
-* Mouser unavailable (5xx, timeouts): the run fails and the part is retried,
-  but only ``MAX_PART_ATTEMPTS`` times, so one part can never stall the job.
-* Mouser refuses the key, InvenTree unreachable or refusing the token: the
-  run fails with the cursor unchanged; nothing about the part is recorded.
-* InvenTree refuses a write for one part (400, locked part): an ``error``
-  entry, the cursor moves on.
+  ``InvalidResponseError``): an ``error`` entry for that part, the cursor
+  moves on. Nulls or wrong types are never read as "unknown SKU".
+* Mouser unavailable (5xx, timeouts) or InvenTree failing a write of one
+  part: the run fails and the part is retried, but only ``MAX_PART_ATTEMPTS``
+  times in a row, so one part can never stall the job.
+* Mouser refusing the key or answering HTTP 4xx (a proxy's 407), InvenTree
+  unreachable or refusing the token, the write fence: the run fails with the
+  cursor on the part; nothing about the part is recorded.
+* InvenTree refuses a write for one part (400, locked part, a currency it
+  does not accept): an ``error`` entry, the cursor moves on; prices are
+  never left with fewer breaks than before.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -32,25 +41,35 @@ from stocksyncd.clients.inventree import (
     Part,
     SupplierPart,
 )
-from stocksyncd.clients.mouser import MouserClient, MouserPart, next_utc_midnight
+from stocksyncd.clients.mouser import (
+    BATCH_MAX,
+    MouserClient,
+    MouserPart,
+    sku_problem,
+)
 from stocksyncd.clients.mouser_quota import MouserQuota
 from stocksyncd.clock import Clock
 from stocksyncd.config import MouserInvenTreeConfig
 from stocksyncd.errors import (
     ApiError,
     AuthError,
-    FatalApiError,
-    InvalidResponseError,
     NotFoundError,
     PayloadError,
-    QuotaExhaustedError,
     RetriableError,
     StockSyncError,
+    WriteFenced,
 )
-from stocksyncd.integrations.base import Change, RunContext, RunResult
-from stocksyncd.integrations.mouser_inventree.cursor import cursor_after, rotation
+from stocksyncd.integrations.base import (
+    Change,
+    MemoryWriteAhead,
+    RunContext,
+    RunResult,
+    WriteAhead,
+)
+from stocksyncd.integrations.mouser_inventree.cursor import STATE_SCOPE, cursor_after, rotation
 from stocksyncd.integrations.mouser_inventree.diff import (
     Break,
+    BreakPlan,
     MouserFields,
     StoredBreak,
     SupplierFields,
@@ -62,6 +81,7 @@ from stocksyncd.integrations.mouser_inventree.exclusion import (
     metadata_reason,
     status_reason,
 )
+from stocksyncd.integrations.mouser_inventree.gate import MouserGate, iso
 from stocksyncd.integrations.mouser_inventree.hits import (
     check_creatable,
     hits_message,
@@ -71,35 +91,42 @@ from stocksyncd.integrations.mouser_inventree.hits import (
     summarise_hits,
 )
 from stocksyncd.integrations.mouser_inventree.note import plan_note
+from stocksyncd.integrations.mouser_inventree.outcomes import (
+    Halt,
+    PartProblem,
+    PartRetry,
+    RunFailure,
+    Stop,
+    inventree_failure,
+    part_failure,
+)
 from stocksyncd.integrations.mouser_inventree.review import ReviewBook
+from stocksyncd.integrations.mouser_inventree.writes import SwapFailed, Writer
 from stocksyncd.state.api import StateStore
 
-CURSOR_SCOPE = "mouser-inventree"
-MAX_PART_ATTEMPTS = 3  # runs in a row Mouser may be down for one part before it is skipped
+CURSOR_SCOPE = STATE_SCOPE
+MAX_PART_ATTEMPTS = 3  # runs in a row one part may fail before it is recorded and skipped
 MAX_SKIPS_PER_RUN = 200  # excluded parts walked past in one run (bounds InvenTree traffic)
+# How long the list of candidate pks is reused. Listing 10,000 parts is 100 pages;
+# at a run every 90 s that would be 96,000 requests a day. Between listings each
+# part is read fresh (one request) before it is synced, so no stale flag counts.
+CANDIDATES_TTL = 900.0
 T = TypeVar("T")
 
-
-class _PartProblem(Exception):
-    """This part cannot be synced now; record an ``error`` entry and move on."""
-
-
-class _MouserDown(Exception):
-    """Mouser is unavailable (5xx, timeout): retry the part on the next run."""
-
-
-class _RunFailure(Exception):
-    """The run cannot go on (configuration, key refused, InvenTree down)."""
+_UNKNOWN: Any = object()  # accepted currencies not asked yet
 
 
 @dataclass
 class _Pass:
-    """What syncing parts needs besides the clients: quota, review book, result, mode."""
+    """What syncing parts needs besides the clients: quota, calls, review book, result, writes."""
 
     quota: MouserQuota
     book: ReviewBook
     result: RunResult
     dry_run: bool
+    writer: Writer
+    gate: MouserGate
+    currencies: Any = _UNKNOWN  # frozenset[str] | None once asked
 
 
 @dataclass
@@ -112,19 +139,36 @@ class _Outcome:
     state: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
+@dataclass
+class _Item:
+    """One part of a look-up batch: its searchable supplier parts, and the others."""
+
+    part: Part
+    sps: list[SupplierPart]
+    unsearchable: list[tuple[SupplierPart, str]] = field(default_factory=list)
+
+    @property
+    def needs_search(self) -> bool:
+        """No Mouser supplier part at all: the part is searched by name."""
+        return not self.sps and not self.unsearchable
+
+
 def _quota_key(api_key: str) -> str:
     """The daily quota belongs to the API key; the key itself never goes into the store."""
     return "mouser:" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
-def _iso(epoch: float | None) -> str:
-    if epoch is None:
-        return "an unknown time"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _to_part_info(part: Part) -> PartInfo:
     return PartInfo(part.pk, part.name, part.active, part.purchaseable, part.category)
+
+
+def currency_message(sku: str, codes: Iterable[str]) -> str:
+    """The error entry for prices in a currency the InvenTree server refuses."""
+    listed = ", ".join(sorted(codes))
+    return (f"Mouser prices SKU {sku} in {listed}, which this InvenTree server does not "
+            f"accept: add {listed} to the currency codes setting (CURRENCY_CODES, under "
+            f"Settings > Pricing) and the prices follow with the next sync; the prices in "
+            f"InvenTree are left as they are")
 
 
 class MouserInvenTreeJob:
@@ -144,6 +188,8 @@ class MouserInvenTreeJob:
         self.state = state  # set by every run; review actions need it between runs
         self.quota_key = _quota_key(cfg.mouser_api_key.get_secret_value())
         self._supplier_checked = False
+        self._pks: list[int] = []
+        self._pks_at: float | None = None
 
     async def close(self) -> None:
         """Nothing of our own to release: the runtime owns the sessions."""
@@ -152,118 +198,260 @@ class MouserInvenTreeJob:
         return MouserQuota(state, self.quota_key, self.cfg.calls_per_minute,
                            self.cfg.calls_per_day, self.clock)
 
+    async def quota_left(self) -> int | None:
+        """Mouser calls left today by the ledger (None before the job has a state store)."""
+        return None if self.state is None else await self._quota(self.state).left_today()
+
+    def _pass(self, state: StateStore, book: ReviewBook, result: RunResult, dry_run: bool,
+              audit: WriteAhead) -> _Pass:
+        writer = Writer(self.inventree, audit, self.cfg.timeout, dry_run, result.changes)
+        quota = self._quota(state)
+        return _Pass(quota, book, result, dry_run, writer, MouserGate(self.name, quota, self.clock))
+
     # -- the run -------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> RunResult:
-        """Sync the next ``parts_per_run`` parts after the cursor."""
+        """Sync the next parts after the cursor: ``parts_per_run`` at most, ``calls_per_run``."""
         self.state = ctx.state
         result = RunResult(integration=self.name, dry_run=ctx.dry_run)
-        quota = self._quota(ctx.state)
         book = ReviewBook(ctx.state, self.name, ctx.run_id, ctx.dry_run)
+        run = self._pass(ctx.state, book, result, ctx.dry_run, ctx.audit)
         try:
-            await self._run(ctx, result, quota, book)
-        except _RunFailure as exc:
+            await self._run(ctx, run)
+        except RunFailure as exc:
             result.status = "failed"
             result.message = str(exc)
             result.errors.append(str(exc))
+        except WriteFenced as exc:
+            result.status = "failed"
+            result.message = f"writes to InvenTree stopped: {exc}"
+            result.errors.append(result.message)
         finally:
-            result.details["mouser_quota_left"] = await quota.left_today()
+            result.details["mouser_quota_left"] = await run.quota.left_today()
             if ctx.dry_run:
                 result.details["review"] = book.collected
         return result
 
-    async def _run(self, ctx: RunContext, result: RunResult, quota: MouserQuota,
-                   book: ReviewBook) -> None:
+    async def _run(self, ctx: RunContext, run: _Pass) -> None:
+        result, quota = run.result, run.quota
         if await quota.left_today() <= 0:
             # Known to be used up: do not walk InvenTree just to find that out again.
             result.status = "aborted"
             result.message = (f"Mouser call quota used up; the next part is synced after "
-                              f"the reset at {_iso(quota.day_resets_at())}")
+                              f"the reset at {iso(quota.day_resets_at())}")
             result.details["quota_resets_at"] = quota.day_resets_at()
             return
         self.inventree.clear_cache()
         await self._inventree(self._check_supplier())
-        parts = await self._inventree(self._candidates())
-        pks = sorted(parts)
+        parts: dict[int, Part] = {}
+        now = self.clock.monotonic()
+        if self._pks_at is None or now - self._pks_at >= CANDIDATES_TTL or not self._pks:
+            parts = await self._inventree(self._candidates())
+            self._pks, self._pks_at = sorted(parts), now
+        pks = self._pks
         stored = await ctx.state.get_value(CURSOR_SCOPE, self.name)
         cursor = stored if isinstance(stored, int) and not isinstance(stored, bool) else None
         result.details["cursor"] = cursor
         if not pks:
             result.message = "no active, purchasable parts in InvenTree"
             return
-        done = 0
-        for pk in rotation(pks, cursor):
-            if done >= self.cfg.parts_per_run or result.counts.skipped >= MAX_SKIPS_PER_RUN:
-                break
-            part = parts[pk]
-            result.counts.source += 1
-            reason = await self._checked_exclusion(part, result, book)
-            if reason is None:
-                done += 1
-                if not await self._one_part(ctx, result, quota, book, part):
-                    return  # stopped on this part: the cursor stays on it
-            else:
-                result.counts.skip(reason)
-            nxt = cursor_after(pks, pk)
-            if not ctx.dry_run:
-                await ctx.state.set_value(CURSOR_SCOPE, self.name, nxt)
-            result.details["cursor"] = nxt
+        order = rotation(pks, cursor)
+        i = synced = calls = 0
+        items: dict[int, _Item] = {}
+        while (i < len(order) and synced < self.cfg.parts_per_run
+               and calls < self.cfg.calls_per_run and result.counts.skipped < MAX_SKIPS_PER_RUN):
+            try:
+                batch, after = await self._collect(ctx, run, parts, order=order, i=i,
+                                                   room=self.cfg.parts_per_run - synced,
+                                                   items=items)
+            except Halt as halt:
+                await self._set_cursor(ctx, result, halt.pk)
+                return
+            if not batch:
+                i = after
+                continue
+            stop_at = await self._sync_batch(ctx, run, batch)
+            calls += 1 if batch[0].needs_search else -(-sum(len(b.sps) for b in batch)
+                                                        // BATCH_MAX)
+            if stop_at is not None:
+                await self._set_cursor(ctx, result, stop_at)
+                return
+            synced += len(batch)
+            i = after
+            # Saved after every batch: a later failure does not redo this one.
+            nxt = order[i] if i < len(order) else cursor_after(pks, order[-1])
+            await self._set_cursor(ctx, result, nxt)
+        nxt = order[i] if i < len(order) else cursor_after(pks, order[-1])
+        await self._set_cursor(ctx, result, nxt)
         if not result.message:
-            result.message = (f"{done} part(s) synced, {result.counts.skipped} skipped; "
-                              f"next part {result.details['cursor']}")
+            result.message = (f"{synced} part(s) synced with {calls} Mouser call(s), "
+                              f"{result.counts.skipped} skipped; next part {nxt}")
 
-    async def _one_part(self, ctx: RunContext, result: RunResult, quota: MouserQuota,
-                        book: ReviewBook, part: Part) -> bool:
-        """Sync one part; False when the run must stop here (cursor stays on the part)."""
-        ctx.log.debug("mouser-inventree: part {pk} {name!r}", pk=part.pk, name=part.name)
+    async def _set_cursor(self, ctx: RunContext, result: RunResult, pk: int | None) -> None:
+        if not ctx.dry_run:
+            await ctx.state.set_value(CURSOR_SCOPE, self.name, pk)
+        result.details["cursor"] = pk
+
+    async def _collect(self, ctx: RunContext, run: _Pass, parts: dict[int, Part], *,
+                       order: list[int], i: int, room: int,
+                       items: dict[int, _Item]) -> tuple[list[_Item], int]:
+        """The parts one Mouser call serves from ``order[i]``: up to ten known SKUs, or one
+        part searched by name. Excluded parts on the way are skipped. Returns the batch and
+        the index of the first part not walked."""
+        batch: list[_Item] = []
+        skus = 0
+        result = run.result
+        while i < len(order) and len(batch) < room and result.counts.skipped < MAX_SKIPS_PER_RUN:
+            part = parts.get(order[i]) or await self._fresh_part(order[i])
+            if part is None:
+                result.counts.source += 1
+                result.counts.skip("gone")  # deleted since the candidates were listed
+                i += 1
+                continue
+            parts[part.pk] = part
+            item = items.get(part.pk)
+            if item is None:
+                try:
+                    reason = await self._checked_exclusion(part, result, run.book)
+                    item = None if reason else await self._item(part)
+                except NotFoundError:
+                    reason = "gone"
+                except PartProblem as exc:
+                    result.counts.source += 1
+                    await self._part_error(ctx, run, part, str(exc))
+                    i += 1
+                    continue
+                except PartRetry as exc:
+                    if batch:
+                        break  # the batch so far goes first; this part leads the next one
+                    result.counts.source += 1
+                    stop = await self._stopped(ctx, run, part, exc)
+                    if stop is not None:
+                        raise Halt(stop) from exc
+                    i += 1
+                    continue
+                result.counts.source += 1
+                if reason is not None:
+                    result.counts.skip(reason)
+                    i += 1
+                    continue
+                assert item is not None
+                items[part.pk] = item
+            if item.needs_search:
+                if not batch:
+                    batch.append(item)
+                    i += 1
+                break  # a name search is a call of its own
+            if batch and skus + len(item.sps) > BATCH_MAX:
+                break
+            batch.append(item)
+            skus += len(item.sps)
+            i += 1
+            if skus >= BATCH_MAX:
+                break
+        return batch, i
+
+    async def _fresh_part(self, pk: int) -> Part | None:
+        """The part as InvenTree has it now; None when it is gone."""
         try:
-            outcome = await self._sync_part(part, _Pass(quota, book, result, ctx.dry_run))
-        except QuotaExhaustedError as exc:
-            resets = exc.resets_at
-            if resets is not None and resets >= next_utc_midnight(self.clock.time()) - 1:
-                # Mouser says the day is gone: remember it so no replica keeps asking.
-                resets = await quota.exhausted_until_reset()
-            result.status = "aborted"
-            result.message = (f"Mouser call quota used up ({exc.detail}); part {part.pk} is "
-                              f"retried after the reset at {_iso(resets)}")
-            result.details["quota_resets_at"] = resets
-            return False
-        except _MouserDown as exc:
-            return await self._mouser_down(ctx, result, book, part, exc)
-        except _PartProblem as exc:
-            result.errors.append(f"part {part.pk} {part.name!r}: {exc}")
-            await book.set_state(part.pk, part.name, [("error", str(exc), {})])
-            await self._forget_attempts(ctx)
-            return True
+            return await self.inventree.get_part(pk)
         except NotFoundError:
-            result.counts.skip("gone")  # deleted in InvenTree while we looked
-            return True
-        await self._forget_attempts(ctx)
-        result.counts.matched += outcome.matched
-        result.counts.changed += outcome.changed
-        result.counts.written += outcome.written
-        await book.set_state(part.pk, part.name, outcome.state)
-        return True
+            return None
+        except (ApiError, PayloadError) as exc:
+            raise RunFailure(f"InvenTree: {exc}") from exc
 
-    async def _mouser_down(self, ctx: RunContext, result: RunResult, book: ReviewBook,
-                           part: Part, exc: _MouserDown) -> bool:
-        """Retry the part on the next run, unless it has failed too often already."""
+    async def _item(self, part: Part) -> _Item:
+        try:
+            sps = await self.inventree.supplier_parts(part=part.pk,
+                                                      supplier=self.cfg.mouser_supplier)
+        except NotFoundError:
+            raise
+        except (ApiError, PayloadError) as exc:
+            raise part_failure(exc) from exc
+        item = _Item(part, [])
+        for sp in sps:
+            if is_na(sp.sku):
+                continue
+            problem = sku_problem(sp.sku.strip())
+            if problem:
+                item.unsearchable.append((sp, f"SKU {sp.sku!r} {problem}"))
+            else:
+                item.sps.append(sp)
+        return item
+
+    async def _sync_batch(self, ctx: RunContext, run: _Pass, batch: list[_Item]) -> int | None:
+        """Sync the batch; the pk to leave the cursor on when the run must stop, else None."""
+        first = batch[0]
+        found: dict[str, MouserPart | PayloadError | None] = {}
+        try:
+            if first.needs_search:
+                outcome = await self._search(first.part, run)
+                await self._done(ctx, run, first.part, outcome)
+                return None
+            skus = list(dict.fromkeys(sp.sku.strip() for b in batch for sp in b.sps))
+            for n in range(0, len(skus), BATCH_MAX):
+                chunk = skus[n:n + BATCH_MAX]
+                try:
+                    answer = await run.gate.call(
+                        lambda chunk=chunk: self.mouser.lookup_many(chunk))  # type: ignore[misc]
+                except PartProblem as exc:
+                    answer = {sku: PayloadError(str(exc)) for sku in chunk}
+                found.update({k.casefold(): v for k, v in answer.items()})
+        except (PartRetry, Stop) as exc:
+            return await self._stopped(ctx, run, first.part, exc)
+        for item in batch:
+            try:
+                outcome = await self._sync_item(item, found, run)
+            except (PartRetry, Stop) as exc:
+                return await self._stopped(ctx, run, item.part, exc)
+            except (RunFailure, WriteFenced):
+                await self._set_cursor(ctx, run.result, item.part.pk)  # the ones before are done
+                raise
+            except PartProblem as exc:
+                await self._part_error(ctx, run, item.part, str(exc))
+                continue
+            except NotFoundError:
+                run.result.counts.skip("gone")  # deleted in InvenTree while we looked
+                continue
+            await self._done(ctx, run, item.part, outcome)
+        return None
+
+    async def _done(self, ctx: RunContext, run: _Pass, part: Part, outcome: _Outcome) -> None:
+        await self._forget_attempts(ctx)
+        run.result.counts.matched += outcome.matched
+        run.result.counts.changed += outcome.changed
+        run.result.counts.written += outcome.written
+        await run.book.set_state(part.pk, part.name, outcome.state)
+
+    async def _part_error(self, ctx: RunContext, run: _Pass, part: Part, message: str) -> None:
+        run.result.errors.append(f"part {part.pk} {part.name!r}: {message}")
+        await run.book.set_state(part.pk, part.name, [("error", message, {})])
+        await self._forget_attempts(ctx)
+
+    async def _stopped(self, ctx: RunContext, run: _Pass, part: Part,
+                       exc: PartRetry | Stop) -> int | None:
+        """Where the run goes after a failure on ``part``: stop on it, or move past it."""
+        result = run.result
+        if isinstance(exc, Stop):
+            result.status = "aborted"
+            result.message = f"{exc}; part {part.pk} is synced first after that"
+            result.details["quota_resets_at"] = exc.resets_at
+            return part.pk
         key = f"{self.name}:attempts"
         seen = await ctx.state.get_value(CURSOR_SCOPE, key)
         attempts = 1
         if isinstance(seen, dict) and seen.get("pk") == part.pk:
             attempts = int(seen.get("n", 0)) + 1
         if attempts >= MAX_PART_ATTEMPTS:
-            message = f"Mouser failed {attempts} times for this part: {exc}"
-            result.errors.append(f"part {part.pk} {part.name!r}: {message}")
-            await book.set_state(part.pk, part.name, [("error", message, {})])
-            await self._forget_attempts(ctx)
-            return True
+            # The same failure on the same part again: record it and move on, so
+            # one part can never stall the job.
+            await self._part_error(ctx, run, part, f"failed {attempts} times in a row: {exc}")
+            return None
         if not ctx.dry_run:
             await ctx.state.set_value(CURSOR_SCOPE, key, {"pk": part.pk, "n": attempts})
         result.status = "failed"
-        result.message = f"Mouser is unavailable: {exc}; part {part.pk} is retried next run"
+        result.message = f"{exc}; part {part.pk} is retried next run"
         result.errors.append(result.message)
-        return False
+        return part.pk
 
     async def _forget_attempts(self, ctx: RunContext) -> None:
         if not ctx.dry_run and await ctx.state.get_value(CURSOR_SCOPE,
@@ -276,7 +464,7 @@ class MouserInvenTreeJob:
         try:
             return await call
         except (ApiError, PayloadError) as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
+            raise RunFailure(f"InvenTree: {exc}") from exc
 
     async def _check_supplier(self) -> None:
         """The configured supplier must be a supplier company (checked once per object)."""
@@ -286,10 +474,10 @@ class MouserInvenTreeJob:
         try:
             company = await self.inventree.get_company(pk)
         except NotFoundError:
-            raise _RunFailure(f"mouser_supplier {pk} does not exist in InvenTree") from None
+            raise RunFailure(f"mouser_supplier {pk} does not exist in InvenTree") from None
         if not company.is_supplier:
-            raise _RunFailure(f"mouser_supplier {pk} is not a supplier company in InvenTree "
-                              f"({company.name!r})")
+            raise RunFailure(f"mouser_supplier {pk} is not a supplier company in InvenTree "
+                             f"({company.name!r})")
         self._supplier_checked = True
 
     async def _candidates(self) -> dict[int, Part]:
@@ -300,8 +488,10 @@ class MouserInvenTreeJob:
         """The exclusion reason; a part whose data InvenTree cannot give is skipped as "error"."""
         try:
             return await self._exclusion(part)
-        except (AuthError, RetriableError) as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
+        except AuthError as exc:
+            raise RunFailure(f"InvenTree: {exc}") from exc
+        except RetriableError as exc:
+            raise inventree_failure(exc) from exc
         except NotFoundError:
             return "gone"  # deleted while we looked
         except (ApiError, PayloadError) as exc:
@@ -321,51 +511,46 @@ class MouserInvenTreeJob:
             chain = [await self.inventree.category_metadata(c.pk) for c in categories]
         return metadata_reason(await self.inventree.part_metadata(part.pk), chain)
 
-    # -- Mouser calls ----------------------------------------------------------------
-    async def _mouser(self, quota: MouserQuota, call: Callable[[], Awaitable[T]]) -> T:
-        """One Mouser call: spend quota first, translate failures by whose fault they are."""
-        await quota.take()
-        try:
-            return await call()
-        except QuotaExhaustedError:
-            raise
-        except AuthError as exc:
-            raise _RunFailure(f"Mouser refused the API key: {exc}") from exc
-        except InvalidResponseError as exc:
-            raise _PartProblem(f"Mouser sent an unreadable answer: {exc}") from exc
-        except RetriableError as exc:
-            raise _MouserDown(str(exc)) from exc
-        except (PayloadError, FatalApiError) as exc:
-            raise _PartProblem(f"Mouser: {exc}") from exc
+    async def _accepted_currencies(self, run: _Pass) -> frozenset[str] | None:
+        """The server's currency codes, asked once per run (None: it does not say)."""
+        if run.currencies is _UNKNOWN:
+            try:
+                run.currencies = await self.inventree.accepted_currencies()
+            except (AuthError, RetriableError) as exc:
+                raise RunFailure(f"InvenTree: {exc}") from exc
+            except (ApiError, PayloadError) as exc:
+                # Creating before deleting still keeps the old prices if it refuses.
+                logger.warning("{}: InvenTree does not list its currencies: {}", self.name, exc)
+                run.currencies = None
+        codes: frozenset[str] | None = run.currencies
+        return codes
 
     # -- one part -------------------------------------------------------------------
-    async def _sync_part(self, part: Part, run: _Pass) -> _Outcome:
-        try:
-            sps = await self.inventree.supplier_parts(part=part.pk,
-                                                      supplier=self.cfg.mouser_supplier)
-        except NotFoundError:
-            raise
-        except (AuthError, RetriableError) as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
-        except (ApiError, PayloadError) as exc:
-            raise _PartProblem(f"InvenTree: {exc}") from exc
-        usable = [sp for sp in sps if not is_na(sp.sku)]
-        if not usable:
-            return await self._search(part, run.quota)
+    async def _sync_item(self, item: _Item, found: dict[str, MouserPart | PayloadError | None],
+                         run: _Pass) -> _Outcome:
+        part = item.part
         outcome = _Outcome()
-        run.result.counts.target += len(usable)
-        for sp in usable:
-            await self._sync_supplier_part(part.pk, part.name, sp, run, outcome)
+        run.result.counts.target += len(item.sps) + len(item.unsearchable)
+        for sp, problem in item.unsearchable:
+            outcome.state.append(("error", f"{problem}; it cannot be looked up on Mouser",
+                                  {"sku": sp.sku, "supplier_part": sp.pk}))
+        for sp in item.sps:
+            mp = found.get(sp.sku.strip().casefold())
+            if isinstance(mp, PayloadError):
+                run.result.errors.append(f"part {part.pk} {part.name!r}: {mp}")
+                outcome.state.append(("error", str(mp), {"sku": sp.sku, "supplier_part": sp.pk}))
+                continue
+            await self._sync_supplier_part(part.pk, part.name, sp, mp, run=run, outcome=outcome)
         return outcome
 
-    async def _search(self, part: Part, quota: MouserQuota) -> _Outcome:
+    async def _search(self, part: Part, run: _Pass) -> _Outcome:
         """No Mouser supplier part: search by name and keep the hits for review."""
         name = part.name.strip()
         if len(name) < 3 or len(name) > 40 or not name.isascii():
-            raise _PartProblem(
+            raise PartProblem(
                 f"part name {name!r} cannot be searched on Mouser (3-40 ASCII characters)"
             )
-        found = await self._mouser(quota, lambda: self.mouser.search_name(name))
+        found = await run.gate.call(lambda: self.mouser.search_name(name))
         hits = [
             make_hit(mouser_pn=p.mouser_part_number, manufacturer=p.manufacturer,
                      mpn=p.manufacturer_part_number, description=p.description,
@@ -378,10 +563,10 @@ class MouserInvenTreeJob:
         return _Outcome(matched=bool(hits), state=[("hits", hits_message(summary), summary)])
 
     async def _sync_supplier_part(
-        self, part_pk: int, part_name: str, sp: SupplierPart, run: _Pass, outcome: _Outcome,
+        self, part_pk: int, part_name: str, sp: SupplierPart, mp: MouserPart | None, *,
+        run: _Pass, outcome: _Outcome,
     ) -> None:
-        """Look the SKU up and bring note, price breaks and fields in step."""
-        mp = await self._mouser(run.quota, lambda: self.mouser.lookup(sp.sku))
+        """Bring note, price breaks and fields of one supplier part in step with ``mp``."""
         if mp is None:
             outcome.state.append(("unknown_sku", f"Mouser no longer knows SKU {sp.sku}",
                                   {"sku": sp.sku, "supplier_part": sp.pk}))
@@ -390,18 +575,27 @@ class MouserInvenTreeJob:
         try:
             await self._apply(part_pk, part_name, sp, mp, run=run, outcome=outcome)
         except NotFoundError as exc:
-            raise _PartProblem(f"InvenTree: {exc}") from exc
-        except (AuthError, RetriableError) as exc:
-            raise _RunFailure(f"InvenTree: {exc}") from exc
+            raise PartProblem(f"InvenTree: {exc}") from exc
         except (ApiError, PayloadError) as exc:
-            raise _PartProblem(f"InvenTree refused an update of SKU {sp.sku}: {exc}") from exc
-        if mp.warnings:
-            # What parsed was applied; the rest is for a human to look at.
-            run.result.errors.extend(f"SKU {sp.sku}: {w}" for w in mp.warnings)
-            more = f" (and {len(mp.warnings) - 1} more)" if len(mp.warnings) > 1 else ""
-            outcome.state.append(("error", f"Mouser sent unusable data for SKU {sp.sku}: "
-                                  f"{mp.warnings[0]}{more}",
-                                  {"sku": sp.sku, "warnings": list(mp.warnings)}))
+            raise part_failure(exc, f"InvenTree refused an update of SKU {sp.sku}") from exc
+
+    async def _plan_breaks(self, sp: SupplierPart, mp: MouserPart,
+                           run: _Pass) -> tuple[BreakPlan | None, str | None]:
+        """The price-break plan, or None and why the prices are left alone."""
+        if mp.price_error:
+            return None, (f"Mouser sent an unusable price list for SKU {sp.sku} "
+                          f"({mp.price_error}); the prices in InvenTree are left as they are")
+        current = [StoredBreak(b.pk, b.quantity, b.price, b.price_currency)
+                   for b in await self.inventree.price_breaks(sp.pk)]
+        plan = plan_price_breaks(
+            current, [Break(Decimal(b.quantity), b.price, b.currency) for b in mp.price_breaks]
+        )
+        if plan is None:
+            return None, None
+        accepted = await self._accepted_currencies(run)
+        if accepted is not None and not plan.currencies <= accepted:
+            return None, currency_message(sp.sku, plan.currencies - accepted)
+        return plan, None
 
     async def _apply(
         self, part_pk: int, part_name: str, sp: SupplierPart, mp: MouserPart, *, run: _Pass,
@@ -409,50 +603,45 @@ class MouserInvenTreeJob:
     ) -> None:
         key = f"{part_name}/{sp.sku}"
         ref = str(sp.pk)
-        applied = not run.dry_run
-        book, result = run.book, run.result
-        note = plan_note(sp.note, mp.lifecycle_status)
+        book, result, writer = run.book, run.result, run.writer
+        note = plan_note(sp.note, mp.lifecycle_status, note_format=self.cfg.note_format)
         link_max = 2000 if await self.inventree.api_version() >= LONG_LINK_API_VERSION else 200
         fields = plan_fields(
             SupplierFields(sp.available, sp.packaging, sp.link),
             MouserFields(mp.in_stock, mp.packaging or None, mp.product_detail_url or None),
             link_max=link_max,
         )
-        current = [StoredBreak(b.pk, b.quantity, b.price, b.price_currency)
-                   for b in await self.inventree.price_breaks(sp.pk)]
-        breaks = plan_price_breaks(
-            current, [Break(Decimal(b.quantity), b.price, b.currency) for b in mp.price_breaks]
-        )
-        if not (note.changed or fields or breaks):
-            return
-        outcome.changed = True
+        breaks, price_problem = await self._plan_breaks(sp, mp, run)
+        if note.changed or fields or breaks:
+            outcome.changed = True
         patch: dict[str, Any] = {f.api_field: f.value for f in fields}
+        changes = [Change(ref, key, f.field, f.old, f.new) for f in fields]
         if note.changed:
             patch["note"] = note.note or ""
-        if applied:
-            await self.inventree.update_supplier_part(sp.pk, patch)
-            if breaks is not None:
-                for pk in breaks.delete:
-                    await self.inventree.delete_price_break(pk)
-                for b in breaks.create:
-                    await self.inventree.create_price_break(sp.pk, b.quantity, b.price,
-                                                            b.currency)
-            outcome.written = True
+            changes.insert(0, Change(ref, key, "note", note.old_note, note.note))
+        if patch:
+            await writer.write(changes, lambda: self.inventree.update_supplier_part(sp.pk, patch))
+            outcome.written = not run.dry_run
+        if breaks is not None:
+            try:
+                await writer.swap_breaks(sp.pk, key, breaks)
+                outcome.written = not run.dry_run
+            except SwapFailed as exc:
+                price_problem = f"SKU {sp.sku}: {exc}"
+                breaks = None
+        if price_problem:
+            result.errors.append(f"part {part_pk} {part_name!r}: {price_problem}")
+            outcome.state.append(("error", price_problem, {"sku": sp.sku, "supplier_part": sp.pk}))
         if note.changed:
-            result.changes.append(Change(ref, key, "note", note.old_note, note.note, applied))
             await book.event(
                 part_pk, part_name, "lifecycle",
                 f"lifecycle {note.old_status or '(none)'} -> {note.new_status or '(none)'}",
                 {"sku": sp.sku, "supplier_part": sp.pk, "old": note.old_status,
                  "new": note.new_status},
             )
-        changed: dict[str, dict[str, str | None]] = {}
-        for f in fields:
-            result.changes.append(Change(ref, key, f.field, f.old, f.new, applied))
-            changed[f.field] = {"old": f.old, "new": f.new}
+        changed: dict[str, dict[str, str | None]] = {
+            f.field: {"old": f.old, "new": f.new} for f in fields}
         if breaks is not None:
-            result.changes.append(Change(ref, key, "price_breaks", breaks.old or None,
-                                         breaks.new, applied))
             changed["price_breaks"] = {"old": breaks.old or None, "new": breaks.new}
         # Stock moves all the time; only changes worth a look make a review entry.
         if set(changed) - {"availability"}:
@@ -476,7 +665,7 @@ class MouserInvenTreeJob:
         sku = str(chosen.get("mouser_pn", "")).strip()
         try:
             sp = await self._create(entry.part_pk, sku, chosen)
-        except _RunFailure as exc:
+        except RunFailure as exc:
             raise StockSyncError(str(exc)) from None
         except (ApiError, PayloadError) as exc:
             raise StockSyncError(f"InvenTree refused the supplier part: {exc}") from None
@@ -486,6 +675,30 @@ class MouserInvenTreeJob:
         )
         text = f"created supplier part {sp.pk} (SKU {sku}) for {entry.part_name}"
         return text + await self._fill(state, entry.part_pk, entry.part_name, sp)
+
+    async def ignore_part(self, part_pk: int) -> str:
+        """Flag the part as excluded in its InvenTree metadata and drop its review entries.
+
+        Writes the original plugin's flag (``supplier_sync.exclude = "True"``),
+        keeping whatever else the part's metadata holds.
+        """
+        state = self.state
+        if state is None:
+            raise StockSyncError("the job has not run yet, so its results are not available")
+        try:
+            current = await self.inventree.part_metadata(part_pk)
+            own = current.get("supplier_sync")
+            flag = {**(own if isinstance(own, dict) else {}), "exclude": "True"}
+            await self.inventree.set_metadata("part", part_pk, {"supplier_sync": flag})
+        except NotFoundError:
+            raise StockSyncError(f"part {part_pk} no longer exists in InvenTree") from None
+        except (ApiError, PayloadError) as exc:
+            raise StockSyncError(f"InvenTree refused the exclusion flag: {exc}") from None
+        logger.info("{}: part {} metadata supplier_sync.exclude set to True (review page)",
+                    self.name, part_pk)
+        gone = await ReviewBook(state, self.name).forget_part(part_pk)
+        return (f"part {part_pk} is ignored from now on (metadata supplier_sync.exclude); "
+                f"{gone} entr{'y' if gone == 1 else 'ies'} removed")
 
     async def _create(self, part_pk: int, sku: str, chosen: dict[str, Any]) -> SupplierPart:
         await self._inventree(self._check_supplier())
@@ -511,12 +724,21 @@ class MouserInvenTreeJob:
         """Bring the new supplier part in step at once; it is fine if that must wait."""
         result = RunResult(integration=self.name)
         book = ReviewBook(state, self.name)
+        audit = MemoryWriteAhead()
+        run = self._pass(state, book, result, False, audit)
         try:
-            run = _Pass(self._quota(state), book, result, dry_run=False)
-            await self._sync_supplier_part(part_pk, part_name, sp, run, _Outcome())
-        except (QuotaExhaustedError, _MouserDown, _PartProblem, _RunFailure) as exc:
+            found = await run.gate.call(lambda: self.mouser.lookup_many([sp.sku.strip()]))
+            mp = found[sp.sku.strip()]
+            if isinstance(mp, PayloadError):
+                raise PartProblem(str(mp))
+            await self._sync_supplier_part(part_pk, part_name, sp, mp, run=run,
+                                           outcome=_Outcome())
+        except (Stop, PartRetry, PartProblem, RunFailure, WriteFenced, ValueError) as exc:
             return f"; prices and lifecycle follow with the next sync ({exc})"
-        for c in result.changes:  # not part of a run, so the log is the audit trail
-            logger.info("{}: supplier part {} {}: {} -> {}", self.name, c.ref, c.field, c.old,
-                        c.new)
+        finally:
+            for c in audit.changes:  # not part of a run, so the log is the audit trail
+                logger.info("{}: supplier part {} {}: {} -> {} ({})", self.name, c.ref, c.field,
+                            c.old, c.new, c.status)
+        if result.errors:
+            return f"; prices and lifecycle follow with the next sync ({result.errors[0]})"
         return "; prices and lifecycle filled in from Mouser"

@@ -100,10 +100,18 @@ def compose(user: str, status: str | None, limit: int = NOTE_MAX) -> str:
     return f"{user} {mark}" if user else mark
 
 
-def plan_note(note: str | None, status: str | None, limit: int = NOTE_MAX) -> NotePlan:
-    """Compare the recorded status with Mouser's and compose the new note if it changed."""
+def plan_note(note: str | None, status: str | None, limit: int = NOTE_MAX,
+              note_format: str = "marked") -> NotePlan:
+    """Compare the recorded status with Mouser's and compose the new note if it changed.
+
+    ``note_format = "bare"`` writes the status alone, as the original plugin
+    did (reports matching ``note == "Obsolete"`` keep working); the user's
+    text is then not kept.
+    """
     old_status, user = split_note(note)
     new_status = clean_status(status)
     if old_status == new_status:
         return NotePlan(old_status, new_status, note, note)
+    if note_format == "bare":
+        return NotePlan(old_status, new_status, note, (new_status or "")[:limit])
     return NotePlan(old_status, new_status, note, compose(user, new_status, limit))

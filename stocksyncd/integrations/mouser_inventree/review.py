@@ -67,3 +67,14 @@ class ReviewBook:
         elif old is not None:
             await self.state.delete_value(SCOPE, key)
         return ids
+
+    async def forget_part(self, part_pk: int) -> int:
+        """Delete every entry of the part (it is ignored from now on); how many went."""
+        gone = 0
+        for entry in await self.state.list_reviews(self.integration, limit=10_000):
+            if entry.part_pk == part_pk and entry.id is not None:
+                gone += await self.state.delete_review(entry.id)
+        key = f"{self.integration}:{part_pk}"
+        if await self.state.get_value(SCOPE, key) is not None:
+            await self.state.delete_value(SCOPE, key)
+        return gone

@@ -230,14 +230,32 @@ def _part_urls(view: DaemonView) -> dict[str, str]:
     return urls
 
 
+async def _quota_left(view: DaemonView) -> dict[str, tuple[int, int]]:
+    """Mouser calls left today, per integration that keeps a call ledger."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, cfg in view.config.integrations.items():
+        left = getattr(view.integration(name), "quota_left", None)
+        per_day = getattr(cfg, "calls_per_day", None)
+        if callable(left) and isinstance(per_day, int):
+            value = await left()
+            if isinstance(value, int):
+                out[name] = (value, per_day)
+    return out
+
+
 async def review_list(request: web.Request) -> web.Response:
-    """``GET /review``."""
+    """``GET /review`` (``?kind=`` filters by kind)."""
     view = _view(request)
-    entries = await view.state.list_reviews(limit=REVIEW_LIMIT)
+    kind = request.query.get("kind") or None
+    if kind not in review.FILTERS:
+        kind = None
+    entries = await view.state.list_reviews(kind=kind, limit=REVIEW_LIMIT)
     csrf = _csrf(request)
     urls = _part_urls(view)
+    quota = await _quota_left(view)
     return _page(request, lambda flash: review.review_page(
-        entries, csrf=csrf, flash=flash, replica=view.replica, part_urls=urls))
+        entries, csrf=csrf, flash=flash, replica=view.replica, part_urls=urls, kind=kind,
+        quota=quota))
 
 
 def _entry_id(request: web.Request) -> int:
@@ -254,6 +272,48 @@ async def review_delete(request: web.Request) -> web.StreamResponse:
         return redirect_with_flash(request, "/review", "ok", f"Entry {entry_id} deleted.")
     return redirect_with_flash(request, "/review", "error",
                                f"Entry {entry_id} was already gone.")
+
+
+async def review_bulk_delete(request: web.Request) -> web.StreamResponse:
+    """``POST /review/delete``: the ticked entries, or (``scope=shown``) every one shown."""
+    form = await request.post()
+    if form.get("scope") == "shown":
+        raw = [x for x in str(form.get("shown", "")).split(",") if x]
+    else:
+        raw = [str(x) for x in form.getall("entry", [])]
+    try:
+        ids = sorted({int(x) for x in raw})
+    except ValueError:
+        return redirect_with_flash(request, "/review", "error", "Unknown entries.")
+    if not ids:
+        return redirect_with_flash(request, "/review", "error", "No entry was selected.")
+    state = _view(request).state
+    gone = sum([await state.delete_review(i) for i in ids])
+    return redirect_with_flash(request, "/review", "ok", f"{gone} entries deleted.")
+
+
+async def review_ignore(request: web.Request) -> web.StreamResponse:
+    """``POST /review/part/{integration}/{pk}/ignore``: exclude the part in InvenTree."""
+    view = _view(request)
+    name = request.match_info["integration"]
+    try:
+        pk = int(request.match_info["pk"])
+    except ValueError:
+        raise web.HTTPNotFound(text="no such part\n") from None
+    ignore = getattr(view.integration(name), "ignore_part", None)
+    if not callable(ignore):
+        return redirect_with_flash(request, "/review", "error",
+                                   f"{name}: not running or cannot ignore parts.")
+    try:
+        message = await ignore(pk)
+    except StockSyncError as exc:
+        return redirect_with_flash(request, "/review", "error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - an upstream failure is shown, not a 500
+        logger.opt(exception=exc).error("ignoring part {} of {} failed", pk, name)
+        return redirect_with_flash(request, "/review", "error",
+                                   f"Ignoring the part failed: {exc}")
+    logger.info("{}: {} (review page)", name, message)
+    return redirect_with_flash(request, "/review", "ok", str(message))
 
 
 async def review_create(request: web.Request) -> web.StreamResponse:
@@ -339,7 +399,9 @@ def create_app(view: DaemonView, *, clock: Clock = SYSTEM_CLOCK,
     app.router.add_get("/runs/{run_id}", run_detail)
     app.router.add_post("/integrations/{name}/run", trigger)
     app.router.add_get("/review", review_list)
+    app.router.add_post("/review/delete", review_bulk_delete)
     app.router.add_post("/review/{entry_id}/delete", review_delete)
+    app.router.add_post("/review/part/{integration}/{pk}/ignore", review_ignore)
     app.router.add_post("/review/{entry_id}/create/{hit}", review_create)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)

@@ -10,8 +10,17 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from stocksyncd.runtime.web.pages import badge, esc, fmt_dt, layout, post_button
+from stocksyncd.runtime.web.pages import badge, csrf_input, esc, fmt_dt, layout, post_button
 from stocksyncd.state.api import ReviewEntry
+
+HIT_ROWS = 10  # hit rows one entry draws; the rest is one click away on Mouser
+# The kinds the page filters by, in the order of the filter links.
+FILTERS: dict[str, str] = {
+    "lifecycle": "Lifecycle changed",
+    "error": "Errors",
+    "hits": "Search hits",
+    "unknown_sku": "Unknown SKU",
+}
 
 HIT_FIELDS: dict[str, tuple[str, ...]] = {
     "mouser_pn": ("mouser_pn", "sku", "MouserPartNumber"),
@@ -92,21 +101,22 @@ def _field_changes(data: Mapping[str, Any]) -> str:
     return f'<div class="table-wrap"><table>{"".join(rows)}</table></div>' if rows else ""
 
 
-def _hits_table(entry: ReviewEntry, csrf: str) -> str:
+def _hits_table(entry: ReviewEntry, csrf: str, limit: int = HIT_ROWS) -> str:
     hits = entry.data.get("hits")
     hits = hits if isinstance(hits, list) else []
     total = entry.data.get("count", entry.data.get("total", len(hits)))
     search = safe_link(entry.data.get("search_link"))
+    shown = min(len(hits), limit)
     more = ""
-    if isinstance(total, int) and total > len(hits):
-        more = f" (showing {len(hits)})"
+    if (isinstance(total, int) and total > shown) or len(hits) > shown:
+        more = f" (showing {shown})"
     head = f"<p>Mouser found <strong>{esc(total)}</strong> part(s){esc(more)}"
     head += f' · <a href="{esc(search)}" rel="noreferrer">search on Mouser</a>' if search else ""
     head += "</p>"
     if not hits:
         return head
     rows = []
-    for i, hit in enumerate(hits):
+    for i, hit in enumerate(hits[:limit]):
         if not isinstance(hit, Mapping):
             rows.append(f'<tr><td colspan="7" class="muted">unreadable hit {esc(hit)}</td></tr>')
             continue
@@ -167,19 +177,56 @@ def entry_html(entry: ReviewEntry, csrf: str) -> str:
                 if sku and entry.kind != "unknown_sku" else "")
     kind_label = KIND_LABELS.get(entry.kind, entry.kind)
     delete = post_button(f"/review/{entry.id}/delete", "Delete", csrf, "danger")
+    pick = (f'<input type="checkbox" name="entry" value="{esc(entry.id)}" form="bulk" '
+            f'aria-label="{esc("Select for deletion")}">')
     return (
         f'<div class="entry" id="entry-{esc(entry.id)}" data-kind="{esc(entry.kind)}">'
-        f'<div class="entry-head"><div>{badge(kind_label, entry.kind)}{sku_html} '
+        f'<div class="entry-head"><div>{pick} {badge(kind_label, entry.kind)}{sku_html} '
         f'<span class="muted">{fmt_dt(entry.created_at)} · {esc(entry.integration)}</span>'
         f"</div>{delete}</div>{message}{content}</div>"
     )
 
 
+def filter_links(kind: str | None) -> str:
+    """"All" plus one link per kind; the current one is marked."""
+    links = []
+    for value, label in (("", "All"), *FILTERS.items()):
+        href = f"/review?kind={value}" if value else "/review"
+        current = ' aria-current="page"' if (kind or "") == value else ""
+        links.append(f'<a href="{esc(href)}"{current}>{esc(label)}</a>')
+    return f'<nav class="filters">{" · ".join(links)}</nav>'
+
+
+def quota_html(quota: Mapping[str, tuple[int, int]]) -> str:
+    """Mouser calls left today per integration (left, per day)."""
+    rows = [f"<li>{esc(name)}: <strong>{esc(left)}</strong> of {esc(per_day)} "
+            f"{esc('Mouser calls left today (resets at 00:00 UTC)')}</li>"
+            for name, (left, per_day) in sorted(quota.items())]
+    return f'<ul class="quota">{"".join(rows)}</ul>' if rows else ""
+
+
+def bulk_form(entries: list[ReviewEntry], csrf: str) -> str:
+    """Delete the ticked entries, or every entry shown (the filter's)."""
+    if not entries:
+        return ""
+    shown = ",".join(str(e.id) for e in entries if e.id is not None)
+    return (
+        f'<form id="bulk" class="inline" method="post" action="/review/delete">'
+        f'{csrf_input(csrf)}<input type="hidden" name="shown" value="{esc(shown)}">'
+        f'<button type="submit" name="scope" value="selected" class="danger">'
+        f'{esc("Delete selected")}</button> '
+        f'<button type="submit" name="scope" value="shown" class="danger">'
+        f'{esc("Delete all shown")}</button></form>'
+    )
+
+
 def review_page(entries: list[ReviewEntry], *, csrf: str, flash: tuple[str, str] | None,
-                replica: str, part_urls: Mapping[str, str]) -> str:
+                replica: str, part_urls: Mapping[str, str], kind: str | None = None,
+                quota: Mapping[str, tuple[int, int]] | None = None) -> str:
     """``GET /review``: entries grouped per part, newest part first.
 
-    ``part_urls`` maps an integration name to its InvenTree base URL, for part links.
+    ``part_urls`` maps an integration name to its InvenTree base URL, for part links;
+    ``kind`` is the filter in force; ``quota`` the Mouser calls left per integration.
     """
     groups: dict[tuple[str, int], list[ReviewEntry]] = {}
     names: dict[tuple[str, int], str] = {}
@@ -195,14 +242,17 @@ def review_page(entries: list[ReviewEntry], *, csrf: str, flash: tuple[str, str]
         if base:
             href = f"{base.rstrip('/')}/part/{quote(str(pk), safe='')}/"
             title = f'<a href="{esc(href)}" rel="noreferrer">{title}</a>'
+        ignore = post_button(f"/review/part/{quote(integration, safe='')}/{pk}/ignore",
+                             "Ignore this part", csrf)
         cards.append(
             f'<article class="card part" id="part-{esc(integration)}-{esc(pk)}">'
             f'<div class="part-head"><h2>{title}</h2>'
-            f'<span class="muted">part {esc(pk)} · {len(items)} result(s)</span></div>'
+            f'<span class="muted">part {esc(pk)} · {len(items)} result(s)</span>{ignore}</div>'
             f'{"".join(entry_html(e, csrf) for e in items)}</article>'
         )
     if not cards:
         cards.append('<section class="card"><p class="muted">Nothing to review.</p></section>')
-    body = (f"<h1>Mouser review</h1><p class=muted>{len(entries)} result(s) for "
-            f"{len(groups)} part(s).</p>" + "".join(cards))
+    body = (f"<h1>Mouser review</h1>{quota_html(quota or {})}{filter_links(kind)}"
+            f"<p class=muted>{len(entries)} result(s) for {len(groups)} part(s).</p>"
+            f"{bulk_form(entries, csrf)}" + "".join(cards))
     return layout("Review", body, active="/review", replica=replica, flash=flash)
