@@ -44,6 +44,7 @@ from stocksyncd.integrations.stock.plan import (
     TargetVariant,
     plan_reduced,
 )
+from stocksyncd.integrations.stock.safety_buffer import BufferReport, apply_buffer
 from stocksyncd.integrations.stock.slices import CPU_SLICE, in_slices
 
 # Which InSales field carries the key when the config does not say.
@@ -133,6 +134,7 @@ class StockSyncIntegration:
         self.key_field = key_field
         self.field_name = warehouse_field(cfg.warehouse)
         self.overlap = overlap
+        self._buffer: BufferReport | None = None  # safety buffer hook: this run's record
 
     async def close(self) -> None:
         """Nothing to release: sessions and limiters belong to the runtime."""
@@ -178,7 +180,11 @@ class StockSyncIntegration:
         reducer = SourceReducer(self.cfg.negative)
         async for part in in_slices(items):
             reducer.add(part)
-        return reducer.result()
+        # --- safety buffer hook (safety_buffer.py): lower the figures before planning,
+        # so the zero guard and the writes see what will be published.
+        stock = reducer.result()
+        self._buffer = apply_buffer(stock, self.cfg.safety_buffer, self.cfg.safety_buffer_share)
+        return stock
 
     async def _read_target(self, ctx: RunContext,
                            rows: TargetRows) -> tuple[InSalesIndex, RefreshReport]:
@@ -399,6 +405,11 @@ class StockSyncIntegration:
         }
         if report.reason:
             details["index_full_reason"] = report.reason
+        # --- safety buffer and source index hook: figures before and after the
+        # buffer, and how the source read (e.g. MoySklad's window or full read).
+        if self._buffer is not None:
+            details["safety_buffer"] = self._buffer.details((w.key, w.new) for w in plan.writes)
+        details.update(getattr(self.source, "report", {}))
         if report.problems:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
