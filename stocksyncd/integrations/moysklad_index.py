@@ -12,7 +12,8 @@ Everything is read again (``full``) when the index is missing or does not
 match its stored header, when the previous window failed, when the next
 window would reach back further than MoySklad allows (24 h), when the stock
 type, store or key field changed, when a key newly became shared by two
-products (a deleted product still holds it), and every ``full_every`` seconds.
+products (a deleted product still holds it) or a product came back from the
+archive, and every ``full_every`` seconds.
 
 Stored through the state store in two values: a small header written every
 run (where the next window starts) and the items, written only when a run
@@ -85,10 +86,12 @@ class SourceIndex:
     products: dict[str, str] = field(default_factory=dict)
     stock: dict[str, object] = field(default_factory=dict)
     snapshot: str = ""
+    archived: set[str] = field(default_factory=set)  # archived since the last full read
 
     def items_json(self) -> dict[str, Any]:
         """The stored form of the items."""
-        return {"snapshot": self.snapshot, "products": self.products, "stock": self.stock}
+        return {"snapshot": self.snapshot, "products": self.products, "stock": self.stock,
+                "archived": sorted(self.archived)}
 
     @classmethod
     def from_json(cls, data: Any, snapshot: str) -> SourceIndex | None:
@@ -96,10 +99,12 @@ class SourceIndex:
         if not isinstance(data, dict) or data.get("snapshot") != snapshot:
             return None
         products, stock = data.get("products"), data.get("stock")
-        if not isinstance(products, dict) or not isinstance(stock, dict):
+        archived = data.get("archived", [])
+        if not isinstance(products, dict) or not isinstance(stock, dict) or not isinstance(
+                archived, list):
             return None
         return cls(products={str(k): str(v) for k, v in products.items()},
-                   stock=dict(stock), snapshot=snapshot)
+                   stock=dict(stock), snapshot=snapshot, archived={str(a) for a in archived})
 
     def renamed(self) -> None:
         """A new name for a changed copy (the header written with it names it)."""
@@ -140,25 +145,37 @@ class WindowChange:
     products: int = 0  # product rows read
     stock: int = 0  # stock rows read
     changed: int = 0  # entries whose key or figure differs from before
-    newly_shared: list[str] = field(default_factory=list)  # keys now held by two products
+    doubt: str | None = None  # why the index cannot be trusted: read everything now
 
 
 def apply_window(index: SourceIndex, products: Iterable[Mapping[str, Any]],
                  stock: Mapping[str, object], field_name: str) -> WindowChange:
     """Apply a window's changes to ``index`` in place.
 
-    A product archived or without a key leaves the index (as a full read
-    would not list it); a deleted one cannot be told from the report alone:
-    its figure becomes the 0 MoySklad reports, and the next full read drops it.
+    A product archived or deleted in the window keeps its key at the 0
+    MoySklad reports for it (it is not for sale); the next full read drops it.
+    A product whose key was cleared leaves the index. When a key becomes held
+    by a second product (the old holder may be deleted or archived), or a
+    product comes back from the archive, the window leaves a doubt and the
+    caller reads everything.
     """
     out = WindowChange()
-    keyed, figures = index.products, index.stock
+    keyed, figures, archived = index.products, index.stock, index.archived
     holders: dict[str, int] | None = None
     touched: list[str] = []
     for row in products:
         out.products += 1
         pid = product_id(row)
-        key = None if row.get("archived") is True else product_key(row, field_name)
+        key = product_key(row, field_name)
+        if row.get("archived") is True:
+            if pid not in archived and pid in keyed:
+                archived.add(pid)
+                figures[pid] = 0  # MoySklad lists it with 0 as well
+                out.changed += 1
+            continue
+        if pid in archived:
+            out.doubt = "a product came back from the archive"
+            continue
         before = keyed.get(pid)
         if key == before:
             continue
@@ -183,7 +200,10 @@ def apply_window(index: SourceIndex, products: Iterable[Mapping[str, Any]],
             if pid in keyed:
                 out.changed += 1
     if holders is not None:
-        out.newly_shared = sorted({k for k in touched if holders.get(k, 0) > 1})
+        shared = sorted({k for k in touched if holders.get(k, 0) > 1})
+        if shared:
+            out.doubt = (f"key {', '.join(shared[:5])} is now held by two products "
+                         "(a deleted or archived one may still hold it)")
     return out
 
 

@@ -93,7 +93,7 @@ class MoySkladSource:
         if index is not None and header is not None and header.since is not None:
             window = await self._read_window(ctx, index, header)
             if window is None:
-                reason = "a product key became shared (a deleted product may still hold it)"
+                reason = self._doubt
             else:
                 await self._store(ctx, index, full_at=header.full_at, read_at=started,
                                   changed=window.changed > 0, since=self.client.earliest_date)
@@ -154,9 +154,10 @@ class MoySkladSource:
             "source_products_changed": change.products, "source_stock_changed": change.stock,
             "source_products": len(index.products),
         }
-        if change.newly_shared:
-            ctx.log.warning("{api}: key(s) {keys} now held by two products; reading everything",
-                            api=API, keys=", ".join(change.newly_shared[:10]))
+        if change.doubt is not None:
+            ctx.log.warning("{api}: {why}; reading everything", api=API, why=change.doubt)
+            self._doubt = change.doubt
+            self._index = None  # changed in place: not the stored copy any more
             return None
         return change
 

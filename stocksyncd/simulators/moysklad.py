@@ -199,11 +199,16 @@ class MoySkladSimulator(Simulator):
 
     def set_stock(
         self, pid: str, stock: float, *, reserve: float = 0.0, in_transit: float = 0.0,
-        store: str = DEFAULT_STORE,
+        store: str = DEFAULT_STORE, at: float | None = None,
     ) -> None:
-        """Set a product's stock in one store."""
+        """Set a product's stock in one store.
+
+        ``at``: the moment (MoySklad's clock) the change is dated, when earlier
+        than now: MoySklad recalculates stock asynchronously, so a change can
+        reach the report after a read that began later than its date.
+        """
         self.stock.setdefault(store, {})[pid] = StockRow(
-            stock, reserve, in_transit, self.server_time()
+            stock, reserve, in_transit, self.server_time() if at is None else at
         )
 
     def find(self, article: str) -> str:
