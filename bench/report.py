@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bound import MS_WEIGHT_DAEMON, lower_bound
+from bench.ms_latency_report import section as ms_latency_section
 
 COMMAND = "python -m bench"
 
@@ -420,4 +421,5 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       + ("; " if met and missed else "")
       + (f"**missed** at {', '.join(missed)}" if missed else "") + " (see the table).\n")
     _analysis(rows, cpu, w)
+    out += ["", *ms_latency_section(results)]
     (docs / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n")
