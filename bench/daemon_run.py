@@ -8,8 +8,9 @@ shop), then asks the simulators to change another share of the stock and runs
 again with the index kept in the state store ("warm": an incremental scan),
 then once more after the stored indexes are made an hour old ("hourly": the
 full refresh the job makes every hour, which knows the shop's size from the
-last one). The warm run reads MoySklad by a changed-since window. Prints one JSON object: per run the wall time, CPU seconds of this
-process, requests by API, counts; and the peak RSS of the process.
+last one). The warm run reads MoySklad by a changed-since window. Prints one
+JSON object: per run the wall time, CPU seconds of this process, requests by
+API, counts; and the peak RSS of the process.
 """
 
 from __future__ import annotations

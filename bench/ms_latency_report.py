@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ms_latency import WEIGHT_DEC_2026
+from stocksyncd.integrations.moysklad_index import window_units
 
 BEGIN = "<!-- moysklad-every-minute -->"
 END = "<!-- /moysklad-every-minute -->"
@@ -43,7 +44,7 @@ def section(results: Path) -> list[str]:
     rows = _load(results)
     if not rows:
         return []
-    quiet_units = WEIGHT_DEC_2026 + max(WEIGHT_DEC_2026, MS_REPORT)
+    quiet_units = window_units(0, WEIGHT_DEC_2026, MS_REPORT)
     out = [BEGIN, "## MoySklad -> InSales every minute: from a change to the shop\n"]
     w = out.append
     w("Reproduce: `python -m bench --moysklad-latency` (1k, 10k and 100k variants, "
@@ -82,7 +83,7 @@ def section(results: Path) -> list[str]:
     w("")
     big = rows[-1]
     pages = math.ceil(big["size"] / 1000)
-    full_units = pages * WEIGHT_DEC_2026 + max(WEIGHT_DEC_2026, MS_REPORT)
+    full_units = window_units(big["size"], WEIGHT_DEC_2026, MS_REPORT)  # same requests
     w(f"**MoySklad's budget.** A quiet minute is 2 MoySklad requests, whatever the catalogue: "
       f"`entity/product?filter=updated>=…` ({WEIGHT_DEC_2026:.0f} units) and "
       f"`report/stock/all/current?changedSince=…` (5 units), {quiet_units:.0f} units a "

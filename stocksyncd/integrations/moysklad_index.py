@@ -37,6 +37,13 @@ LIMIT_MARGIN = 300.0  # our clock and MoySklad's may drift apart between two run
 DEFAULT_OVERLAP = 120.0
 
 
+def window_units(changed_products: int, weight: float, report_weight: float = 5.0) -> float:
+    """MoySklad rate-limit units one window costs: ``ceil(N/1000)`` product pages (at least
+    one) at ``weight`` each, and the stock report (one answer, at least ``report_weight``)."""
+    pages = max(1, -(-changed_products // 1000))
+    return pages * weight + max(weight, report_weight)
+
+
 @dataclass
 class IndexHeader:
     """Where the stored index stands: what it was read with and where the next window starts."""

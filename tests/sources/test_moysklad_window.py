@@ -17,11 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from stocksyncd.clients.moysklad import msk_text
+from stocksyncd.clients.moysklad import msk_text, user_token_weight
 from stocksyncd.clock import FakeClock
 from stocksyncd.config import Config
 from stocksyncd.integrations.base import Integration, RunContext, RunResult
-from stocksyncd.integrations.moysklad_index import SCOPE
+from stocksyncd.integrations.moysklad_index import SCOPE, window_units
 from stocksyncd.integrations.registry import build
 from stocksyncd.simulators.insales import InSalesSimulator
 from stocksyncd.simulators.moysklad import DEFAULT_STORE, MoySkladSimulator
@@ -368,3 +368,26 @@ async def test_the_safety_buffer_on_every_figure(rig: Rig) -> None:
     assert result.details["safety_buffer"]["figures_before_after"]["SKU-9"] == [25, 23]
     assert result.details["safety_buffer"]["figures_before_after"]["SKU-1"] == [2, 0]
 
+
+
+async def test_many_changed_products_cost_a_page_per_thousand(rig: Rig) -> None:
+    for i in range(1100):
+        rig.ms.add_product(f"NEW-{i}", stock=1.0)
+    rig.ms.set_stock(rig.ms.find("SKU-2"), 8.0)
+    result = await rig.run()
+    assert result.details["source_mode"] == "window"
+    assert result.details["source_products_changed"] == 1100
+    assert result.requests["moysklad"] == 3  # 2 product pages + the stock report
+    assert {c.key: c.new for c in result.changes} == {"SKU-2": "8"}
+    rig.assert_shop_equals_source()
+
+
+def test_a_minutes_cost_against_moysklads_budget() -> None:
+    # December 2026: a user token's request weighs 4 units, the stock report 5;
+    # MoySklad allows 45 units per 3 s, 900 a minute.
+    weight = user_token_weight(datetime(2026, 12, 1, tzinfo=UTC))
+    assert weight == 4.0
+    assert window_units(0, weight) == 9.0  # a quiet minute: 1% of the budget
+    assert window_units(1000, weight) == 9.0
+    assert window_units(1001, weight) == 13.0
+    assert window_units(0, weight) / (45.0 * 60 / 3) <= 0.01
