@@ -284,10 +284,11 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       "the state store, so a full InSales scan that knows nothing of the shop (a new "
       "installation). *Warm*: the next run with the index kept, after another 5% of the "
       "stock changed (and 3.5 s of pause so the MoySklad budget has refilled, as it has "
-      "between hourly runs): an incremental InSales scan. *Hourly*: the run after that, "
-      "another 5% changed, with the stored index made an hour old: the full refresh the "
-      "job makes every hour (`full_refresh = 1h`), which knows the shop's size from the "
-      "last full scan. All three read the whole MoySklad side.")
+      "between hourly runs): an incremental InSales scan, and a changed-since window of "
+      "MoySklad. *Hourly*: the run after that, another 5% changed, with both stored "
+      "indexes made an hour old: the full refresh the job makes every hour "
+      "(`full_refresh`, `source_full_refresh` = 1h), which knows the shop's size from the "
+      "last full scan. Cold and hourly read the whole MoySklad side.")
     w("* Sequential reference (`bench/reference.py`): the original algorithm, one request "
       "at a time: every MoySklad product page and the stock report, `count.json` and every "
       "InSales page, match article == sku, then *every* matched variant in batches of 100. "
