@@ -46,7 +46,7 @@ def rss_mib() -> float:
 async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
     from stocksyncd.config import Config
     from stocksyncd.integrations import registry
-    from stocksyncd.runtime.executor import Executor, run_deadline
+    from stocksyncd.runtime.executor import Executor
     from stocksyncd.runtime.heap import settle_heap
     from stocksyncd.runtime.resources import SharedResources
     from stocksyncd.state import open_store
@@ -84,19 +84,13 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
                     changed = sims["facts"]["changed"]
                 if label == "hourly":
                     await _age_index(state, integration)
-                control(sims["control"], "/reset", "POST")
-                cpu0, wall0 = time.process_time(), time.perf_counter()
-                result = await executor.run(
-                    integration, trigger="cli", dry_run=False,
-                    deadline=run_deadline(cfg, cfg.type), observer=res.counter,
-                )
-                wall = time.perf_counter() - wall0
-                cpu = time.process_time() - cpu0
-                seen = control(sims["control"], "/counts")
+                result, timed = await timed_run(executor, integration, res, sims["control"],
+                                                "cli")
+                seen = timed["requests"]
                 out["runs"].append({
                     "run": label, "status": result.status, "message": result.message,
-                    "errors": result.errors[:5], "wall_s": wall, "cpu_s": cpu,
-                    "changed_in_source": changed,
+                    "errors": result.errors[:5], "wall_s": timed["wall_s"],
+                    "cpu_s": timed["cpu_s"], "changed_in_source": changed,
                     "counts": result.to_json()["counts"],
                     "requests": seen,
                     "index_mode": result.details.get("index_mode"),
@@ -109,6 +103,22 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
             await state.close()
     out["peak_rss_mib"] = rss_mib()
     return out
+
+
+async def timed_run(executor: Any, integration: Any, res: Any, control_url: str,
+                    trigger: str) -> tuple[Any, dict[str, Any]]:
+    """One run with the simulators' request counts reset first: the result, and its
+    wall time, CPU seconds of this process and requests by API."""
+    from stocksyncd.runtime.executor import run_deadline
+
+    cfg = integration.cfg
+    control(control_url, "/reset", "POST")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = await executor.run(integration, trigger=trigger, dry_run=False,
+                                deadline=run_deadline(cfg, integration.type),
+                                observer=res.counter)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return result, {"wall_s": wall, "cpu_s": cpu, "requests": control(control_url, "/counts")}
 
 
 async def _age_index(state: Any, integration: Any) -> None:

@@ -27,7 +27,6 @@ import asyncio
 import json
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 from loguru import logger
 
 from bench import scenario
-from bench.daemon_run import control, rss_mib
+from bench.daemon_run import control, rss_mib, timed_run
 
 WEIGHT_DEC_2026 = 4.0  # a user token's weight from 1 December 2026
 RUNS = ("cold", "quiet", "one", "1%", "hourly")
@@ -45,7 +44,7 @@ async def main_async(sims: dict[str, Any]) -> dict[str, Any]:
     from stocksyncd.config import Config, effective_every
     from stocksyncd.integrations import registry
     from stocksyncd.integrations.moysklad_index import SCOPE
-    from stocksyncd.runtime.executor import Executor, run_deadline
+    from stocksyncd.runtime.executor import Executor
     from stocksyncd.runtime.heap import settle_heap
     from stocksyncd.runtime.resources import SharedResources
     from stocksyncd.state import open_store
@@ -86,21 +85,14 @@ async def main_async(sims: dict[str, Any]) -> dict[str, Any]:
                     assert isinstance(header, dict)
                     header["full_at"] -= 3600
                     await state.set_value(SCOPE, "warehouse", header)
-                control(sims["control"], "/reset", "POST")
                 before = datetime.now(UTC) - timedelta(seconds=2)
-                cpu0, wall0 = time.process_time(), time.perf_counter()
-                result = await executor.run(
-                    integration, trigger="schedule", dry_run=False,
-                    deadline=run_deadline(cfg, cfg.type), observer=res.counter,
-                )
-                wall = time.perf_counter() - wall0
-                cpu = time.process_time() - cpu0
-                seen = control(sims["control"], "/counts")
+                result, timed = await timed_run(executor, integration, res, sims["control"],
+                                                "schedule")
                 run: dict[str, Any] = {
                     "run": label, "status": result.status, "message": result.message,
-                    "errors": result.errors[:5], "wall_s": wall, "cpu_s": cpu,
+                    "errors": result.errors[:5], **timed,
                     "changed_in_source": changed, "written": result.counts.written,
-                    "requests": seen, "source_mode": result.details.get("source_mode"),
+                    "source_mode": result.details.get("source_mode"),
                     "index_mode": result.details.get("index_mode"),
                 }
                 if label == "one":
