@@ -43,8 +43,22 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
+def warehouse_config(sims: dict[str, Any], state_dir: Path, weight: float) -> Any:
+    """The config of one ``moysklad-insales`` job ("warehouse") against the simulators."""
     from stocksyncd.config import Config
+
+    return Config(
+        daemon={"state_url": f"sqlite:///{state_dir / 'state.db'}", "replica": "bench"},
+        shops={"main": {"url": sims["insales"], "api_key": scenario.INSALES_KEY,
+                        "password": scenario.INSALES_PASSWORD}},
+        integrations={"warehouse": {
+            "type": "moysklad-insales", "shop": "main", "token": scenario.MOYSKLAD_TOKEN,
+            "base_url": sims["moysklad"], "request_weight": weight,
+        }},
+    )
+
+
+async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
     from stocksyncd.integrations import registry
     from stocksyncd.runtime.executor import Executor
     from stocksyncd.runtime.heap import settle_heap
@@ -53,18 +67,9 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
 
     out: dict[str, Any] = {"runs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(
-            daemon={"state_url": f"sqlite:///{Path(tmp) / 'state.db'}", "replica": "bench"},
-            shops={"main": {"url": sims["insales"], "api_key": scenario.INSALES_KEY,
-                            "password": scenario.INSALES_PASSWORD}},
-            integrations={"warehouse": {
-                "type": "moysklad-insales", "shop": "main", "token": scenario.MOYSKLAD_TOKEN,
-                "base_url": sims["moysklad"],
-                # What the simulator charges; by default the daemon budgets the
-                # announced weight of the day (3 units from 1 Sep 2026).
-                "request_weight": MS_WEIGHT_TODAY,
-            }},
-        )
+        # What the simulator charges; by default the daemon budgets the
+        # announced weight of the day (3 units from 1 Sep 2026).
+        config = warehouse_config(sims, Path(tmp), MS_WEIGHT_TODAY)
         state = await open_store(config.daemon.state_url)
         resources = SharedResources()
         cfg = config.integrations["warehouse"]

@@ -33,15 +33,14 @@ from typing import Any
 
 from loguru import logger
 
-from bench import scenario
-from bench.daemon_run import control, rss_mib, timed_run
+from bench.daemon_run import control, rss_mib, timed_run, warehouse_config
 
 WEIGHT_DEC_2026 = 4.0  # a user token's weight from 1 December 2026
 RUNS = ("cold", "quiet", "one", "1%", "hourly")
 
 
 async def main_async(sims: dict[str, Any]) -> dict[str, Any]:
-    from stocksyncd.config import Config, effective_every
+    from stocksyncd.config import effective_every
     from stocksyncd.integrations import registry
     from stocksyncd.integrations.moysklad_index import SCOPE
     from stocksyncd.runtime.executor import Executor
@@ -52,15 +51,7 @@ async def main_async(sims: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": []}
     size = sims["facts"]["source_items"]
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(
-            daemon={"state_url": f"sqlite:///{Path(tmp) / 'state.db'}", "replica": "bench"},
-            shops={"main": {"url": sims["insales"], "api_key": scenario.INSALES_KEY,
-                            "password": scenario.INSALES_PASSWORD}},
-            integrations={"warehouse": {
-                "type": "moysklad-insales", "shop": "main", "token": scenario.MOYSKLAD_TOKEN,
-                "base_url": sims["moysklad"], "request_weight": WEIGHT_DEC_2026,
-            }},
-        )
+        config = warehouse_config(sims, Path(tmp), WEIGHT_DEC_2026)
         cfg = config.integrations["warehouse"]
         out["every_s"] = effective_every(cfg, cfg.type)
         state = await open_store(config.daemon.state_url)
