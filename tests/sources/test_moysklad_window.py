@@ -391,3 +391,25 @@ def test_a_minutes_cost_against_moysklads_budget() -> None:
     assert window_units(1000, weight) == 9.0
     assert window_units(1001, weight) == 13.0
     assert window_units(0, weight) / (45.0 * 60 / 3) <= 0.01
+
+
+async def test_a_source_index_that_cannot_be_saved_makes_the_next_run_read_everything(
+        rig: Rig) -> None:
+    real = rig.state.set_value
+    broken = {"on": True}
+
+    async def failing(scope: str, key: str, value: Any) -> None:
+        if scope == SCOPE and broken["on"]:
+            raise OSError("disk full")
+        await real(scope, key, value)
+
+    rig.state.set_value = failing  # type: ignore[method-assign]
+    rig.ms.set_stock(rig.ms.find("SKU-3"), 13.0)
+    result = await rig.run()  # the figures read are right: the run writes them
+    assert {c.key: c.new for c in result.changes} == {"SKU-3": "13"}
+    assert "disk full" in result.details["source_index_error"]
+    broken["on"] = False
+    rig.ms.set_stock(rig.ms.find("SKU-4"), 14.0)
+    result = await rig.run()
+    assert result.details["source_full_reason"] == "the source index could not be saved"
+    rig.assert_shop_equals_source()
