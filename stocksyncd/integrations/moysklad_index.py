@@ -15,10 +15,14 @@ type, store or key field changed, when a key newly became shared by two
 products (a deleted product still holds it) or a product came back from the
 archive, and every ``full_every`` seconds.
 
-Stored through the state store in two values: a small header written every
-run (where the next window starts) and the items, written only when a run
-changed them; the header names the items' copy (``snapshot``), so a header
-never goes with items it was not written for.
+Stored through the state store in two values: the items (every product and
+figure, a few MB at 100k products) and a small header written every run:
+where the next window starts, the name of the items' copy (``snapshot``) and a
+journal of what the windows changed since that copy was written. A run with
+changes adds a journal entry; the items are written again only after a full
+read or once the journal has grown to a quarter of them. A header never goes
+with items it was not written for, and a process keeps its copy in memory as
+long as the header's last entry is the one it applied last.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ VERSION = 1
 CHANGED_SINCE_LIMIT = 24 * 3600.0  # MoySklad's changed-since report looks at most 24 h back
 LIMIT_MARGIN = 300.0  # our clock and MoySklad's may drift apart between two runs
 DEFAULT_OVERLAP = 120.0
+JOURNAL_MIN = 2_000  # journal entries (products and figures) always allowed before a rewrite
 
 
 def window_units(changed_products: int, weight: float, report_weight: float = 5.0) -> float:
@@ -56,6 +61,16 @@ class IndexHeader:
     full_at: float  # our clock when the last full read began
     snapshot: str  # the stored items' copy this header goes with
     doubt: str | None = None  # set when the next run must read everything, and why
+    journal: list[dict[str, Any]] = field(default_factory=list)  # windows since the copy
+
+    @property
+    def tail(self) -> str:
+        """What the index stands at: the last journal entry, or the copy itself."""
+        return str(self.journal[-1]["id"]) if self.journal else self.snapshot
+
+    def journal_weight(self) -> int:
+        """Products and figures the journal holds."""
+        return sum(len(e["p"]) + len(e["a"]) + len(e["s"]) for e in self.journal)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
@@ -64,7 +79,7 @@ class IndexHeader:
             "store_id": self.store_id,
             "since": None if self.since is None else self.since.isoformat(),
             "read_at": self.read_at, "full_at": self.full_at, "snapshot": self.snapshot,
-            "doubt": self.doubt,
+            "doubt": self.doubt, "journal": self.journal,
         }
 
     @classmethod
@@ -81,9 +96,22 @@ class IndexHeader:
                 read_at=float(data["read_at"]), full_at=float(data["full_at"]),
                 snapshot=str(data["snapshot"]),
                 doubt=None if data.get("doubt") is None else str(data["doubt"]),
+                journal=_journal(data.get("journal", [])),
             )
         except (KeyError, TypeError, ValueError):
             return None
+
+
+def _journal(data: Any) -> list[dict[str, Any]]:
+    """Stored journal entries, checked; raises ValueError for anything else."""
+    if not isinstance(data, list):
+        raise ValueError("journal")
+    for entry in data:
+        if not (isinstance(entry, dict) and isinstance(entry.get("id"), str)
+                and isinstance(entry.get("p"), dict) and isinstance(entry.get("a"), list)
+                and isinstance(entry.get("s"), dict)):
+            raise ValueError("journal entry")
+    return data
 
 
 @dataclass
@@ -116,6 +144,18 @@ class SourceIndex:
     def renamed(self) -> None:
         """A new name for a changed copy (the header written with it names it)."""
         self.snapshot = uuid.uuid4().hex
+
+    def replay(self, journal: Iterable[Mapping[str, Any]]) -> None:
+        """Apply stored journal entries, oldest first."""
+        keyed, figures = self.products, self.stock
+        for entry in journal:
+            for pid, key in entry["p"].items():
+                if key is None:
+                    keyed.pop(pid, None)
+                else:
+                    keyed[pid] = str(key)
+            self.archived.update(str(a) for a in entry["a"])
+            figures.update(entry["s"])
 
 
 def product_key(row: Mapping[str, Any], field_name: str) -> str | None:
@@ -151,8 +191,19 @@ class WindowChange:
 
     products: int = 0  # product rows read
     stock: int = 0  # stock rows read
-    changed: int = 0  # entries whose key or figure differs from before
+    keys: dict[str, str | None] = field(default_factory=dict)  # id -> new key (None: gone)
+    archived: list[str] = field(default_factory=list)  # ids archived in the window
+    figures: dict[str, object] = field(default_factory=dict)  # id -> new figure
     doubt: str | None = None  # why the index cannot be trusted: read everything now
+
+    @property
+    def changed(self) -> int:
+        """Entries of the index the window changed."""
+        return len(self.keys) + len(self.archived) + len(self.figures)
+
+    def entry(self) -> dict[str, Any]:
+        """The journal entry that replays this window."""
+        return {"id": uuid.uuid4().hex, "p": self.keys, "a": self.archived, "s": self.figures}
 
 
 def apply_window(index: SourceIndex, products: Iterable[Mapping[str, Any]],
@@ -177,8 +228,8 @@ def apply_window(index: SourceIndex, products: Iterable[Mapping[str, Any]],
         if row.get("archived") is True:
             if pid not in archived and pid in keyed:
                 archived.add(pid)
-                figures[pid] = 0  # MoySklad lists it with 0 as well
-                out.changed += 1
+                out.archived.append(pid)
+                figures[pid] = out.figures[pid] = 0  # MoySklad lists it with 0 as well
             continue
         if pid in archived:
             out.doubt = "a product came back from the archive"
@@ -186,7 +237,7 @@ def apply_window(index: SourceIndex, products: Iterable[Mapping[str, Any]],
         before = keyed.get(pid)
         if key == before:
             continue
-        out.changed += 1
+        out.keys[pid] = key
         if key is None:
             del keyed[pid]
             continue
@@ -203,9 +254,7 @@ def apply_window(index: SourceIndex, products: Iterable[Mapping[str, Any]],
         out.stock += 1
         old = figures.get(pid, _ABSENT)
         if old is _ABSENT or old != value:
-            figures[pid] = value
-            if pid in keyed:
-                out.changed += 1
+            figures[pid] = out.figures[pid] = value
     if holders is not None:
         shared = sorted({k for k in touched if holders.get(k, 0) > 1})
         if shared:

@@ -24,6 +24,7 @@ from stocksyncd.clients.moysklad import (
 from stocksyncd.integrations.moysklad_index import (
     DEFAULT_OVERLAP,
     ITEMS_SUFFIX,
+    JOURNAL_MIN,
     SCOPE,
     IndexHeader,
     SourceIndex,
@@ -72,6 +73,7 @@ class MoySkladSource:
         self.full_every = full_every
         self.overlap = overlap
         self._index: SourceIndex | None = None  # the copy this process last stored
+        self._tail = ""  # the journal entry (or copy) ``_index`` stands at
         self._doubt: str | None = None  # why the next run must read everything
         self.report: dict[str, Any] = {}  # what the last fetch did, for the run's details
 
@@ -96,7 +98,8 @@ class MoySkladSource:
                 reason = self._doubt
             else:
                 await self._store(ctx, index, full_at=header.full_at, read_at=started,
-                                  changed=window.changed > 0, since=self.client.earliest_date)
+                                  window=window, journal=header.journal,
+                                  since=self.client.earliest_date)
                 return await _items(index)
         return await self._read_everything(ctx, started, reason or "no stored index")
 
@@ -108,8 +111,8 @@ class MoySkladSource:
         ctx.log.info("{api}: reading every product and the whole stock report ({why})",
                      api=API, why=reason)
         self._doubt = None
-        await self._store(ctx, index, full_at=started, read_at=started, changed=True,
-                          since=since)
+        await self._store(ctx, index, full_at=started, read_at=started, window=None,
+                          journal=[], since=since)
         return await _items(index)
 
     async def _read_full(self) -> tuple[SourceIndex, datetime | None]:
@@ -148,6 +151,9 @@ class MoySkladSource:
             self._doubt = "the previous changed-since window failed"
             await self._mark_doubt(ctx, header)
             raise failed.exceptions[0] from None
+        # Changed in place from here: this process's copy is trusted again only
+        # once ``_store`` has named what it stands at.
+        self._index = None
         change = apply_window(index, products_task.result(), stock_task.result(), self.key)
         self.report = {
             "source_mode": "window", "source_since": msk_text(since),
@@ -157,38 +163,50 @@ class MoySkladSource:
         if change.doubt is not None:
             ctx.log.warning("{api}: {why}; reading everything", api=API, why=change.doubt)
             self._doubt = change.doubt
-            self._index = None  # changed in place: not the stored copy any more
             return None
         return change
 
     async def _load(self, ctx: RunContext, header: IndexHeader) -> SourceIndex | None:
-        """The stored items ``header`` goes with (this process's copy when it is that one)."""
-        if self._index is not None and self._index.snapshot == header.snapshot:
+        """The index ``header`` stands for: this process's copy when it is at the header's
+        last journal entry, else the stored items with the journal replayed."""
+        if self._index is not None and self._tail == header.tail:
             return self._index
         assert self.index_key is not None
+        self._index = None
         data = await ctx.state.get_value(SCOPE, self.index_key + ITEMS_SUFFIX)
-        self._index = SourceIndex.from_json(data, header.snapshot)
-        return self._index
+        index = SourceIndex.from_json(data, header.snapshot)
+        if index is not None:
+            index.replay(header.journal)
+        return index
 
     async def _store(self, ctx: RunContext, index: SourceIndex, *, full_at: float,
-                     read_at: float, changed: bool, since: datetime | None) -> None:
-        """Store the items (when changed) and then the header naming them.
+                     read_at: float, window: WindowChange | None,
+                     journal: list[dict[str, Any]], since: datetime | None) -> None:
+        """Store the header, after the items when they are written again.
 
-        A failure is logged and makes the next run read everything; this run's
-        figures are right either way, so it goes on.
+        ``window`` None: a full read, whose items are always written. A window
+        with changes adds an entry to ``journal``, or, once the journal would
+        hold more than a quarter of the index, the items are written again and
+        the journal starts anew. A failure is logged and makes the next run
+        read everything; this run's figures are right either way, so it goes on.
         """
         assert self.index_key is not None
         if since is None:
             ctx.log.warning("{api}: no Date header in MoySklad's answers: the next run "
                             "reads everything again", api=API)
-        if changed:
-            index.renamed()
         header = IndexHeader(key=self.key, stock_type=self.stock_type, store_id=self.store_id,
                              since=since, read_at=read_at, full_at=full_at,
-                             snapshot=index.snapshot)
-        self._index = index
+                             snapshot=index.snapshot, journal=list(journal))
+        rewrite = window is None
+        if window is not None and window.changed:
+            header.journal.append(window.entry())
+            rewrite = header.journal_weight() > max(JOURNAL_MIN, len(index.products) // 4)
+        if rewrite:
+            index.renamed()
+            header.snapshot, header.journal = index.snapshot, []
+        self._index, self._tail = index, header.tail
         try:
-            if changed:
+            if rewrite:
                 await ctx.state.set_value(SCOPE, self.index_key + ITEMS_SUFFIX,
                                           index.items_json())
             await ctx.state.set_value(SCOPE, self.index_key, header.to_json())

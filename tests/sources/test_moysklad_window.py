@@ -21,7 +21,7 @@ from stocksyncd.clients.moysklad import msk_text, user_token_weight
 from stocksyncd.clock import FakeClock
 from stocksyncd.config import Config
 from stocksyncd.integrations.base import Integration, RunContext, RunResult
-from stocksyncd.integrations.moysklad_index import SCOPE, window_units
+from stocksyncd.integrations.moysklad_index import ITEMS_SUFFIX, SCOPE, window_units
 from stocksyncd.integrations.registry import build
 from stocksyncd.simulators.insales import InSalesSimulator
 from stocksyncd.simulators.moysklad import DEFAULT_STORE, MoySkladSimulator
@@ -412,4 +412,52 @@ async def test_a_source_index_that_cannot_be_saved_makes_the_next_run_read_every
     rig.ms.set_stock(rig.ms.find("SKU-4"), 14.0)
     result = await rig.run()
     assert result.details["source_full_reason"] == "the source index could not be saved"
+    rig.assert_shop_equals_source()
+
+
+async def test_windows_go_to_a_journal_and_a_restart_replays_it(rig: Rig) -> None:
+    items_written = []
+    real = rig.state.set_value
+
+    async def counting(scope: str, key: str, value: Any) -> None:
+        if scope == SCOPE and key.endswith(ITEMS_SUFFIX):
+            items_written.append(key)
+        await real(scope, key, value)
+
+    rig.state.set_value = counting  # type: ignore[method-assign]
+    rig.clock.advance(1.0)
+    rig.shop.add_product([{"sku": "LATE", "quantity": 0}], title="late")
+    unkeyed = rig.ms.add_product(None, stock=2.0)
+    rig.ms.set_stock(rig.ms.find("SKU-1"), 11.0)
+    await rig.run()
+    rig.ms.set_stock(unkeyed, 9.0)  # a product without a key: its figure is kept all the same
+    rig.ms.update_product(rig.ms.find("SKU-7"), archived=True)
+    await rig.run()
+    await rig.run()
+    await rig.run()  # quiet: the windows have moved past those changes
+    header = await rig.state.get_value(SCOPE, "job")
+    assert len(header["journal"]) == 2 and items_written == []
+    rig.build()  # a restart: the stored items plus the journal
+    rig.ms.update_product(unkeyed, article="LATE")  # its stock did not move
+    result = await rig.run()
+    assert result.details["source_mode"] == "window"
+    assert {c.key: c.new for c in result.changes} == {"LATE": "9"}
+    rig.assert_shop_equals_source()
+    assert rig.shop_figures()["SKU-1"] == 11 and rig.shop_figures()["SKU-7"] == 0
+
+
+async def test_a_long_journal_is_folded_into_the_items(rig: Rig) -> None:
+    before = await rig.state.get_value(SCOPE, "job")
+    for i in range(1100):  # 1100 keys and 1100 figures: past the journal's 2000
+        rig.ms.add_product(f"NEW-{i}", stock=1.0)
+    await rig.run()
+    header = await rig.state.get_value(SCOPE, "job")
+    assert header["journal"] == [] and header["snapshot"] != before["snapshot"]
+    items = await rig.state.get_value(SCOPE, "job" + ITEMS_SUFFIX)
+    assert items["snapshot"] == header["snapshot"] and len(items["products"]) == 1110
+    rig.build()
+    rig.ms.set_stock(rig.ms.find("SKU-2"), 8.0)
+    result = await rig.run()
+    assert result.details["source_mode"] == "window"
+    assert result.details["source_products"] == 1110
     rig.assert_shop_equals_source()
