@@ -15,14 +15,16 @@ type, store or key field changed, when a key newly became shared by two
 products (a deleted product still holds it) or a product came back from the
 archive, and every ``full_every`` seconds.
 
-Stored through the state store in two values: the items (every product and
-figure, a few MB at 100k products) and a small header written every run:
-where the next window starts, the name of the items' copy (``snapshot``) and a
-journal of what the windows changed since that copy was written. A run with
+Stored through the state store in three values: the items (every product and
+figure, about 9.5 MB of JSON at 100k products), a journal of what the windows
+changed since that copy of the items was written, and a small header written
+every run: where the next window starts, the name of the items' copy
+(``snapshot``) and the journal entry the index stands at (``tail``). A run with
 changes adds a journal entry; the items are written again only after a full
 read or once the journal has grown to a quarter of them. A header never goes
-with items it was not written for, and a process keeps its copy in memory as
-long as the header's last entry is the one it applied last.
+with items or entries it was not written for (a journal written ahead of a
+header that then failed is cut at the header's tail), and a process keeps its
+copy in memory as long as the header's tail is the one it stored last.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 SCOPE = "moysklad-index"
 ITEMS_SUFFIX = "/items"
+JOURNAL_SUFFIX = "/journal"
 VERSION = 1
 CHANGED_SINCE_LIMIT = 24 * 3600.0  # MoySklad's changed-since report looks at most 24 h back
 LIMIT_MARGIN = 300.0  # our clock and MoySklad's may drift apart between two runs
@@ -61,16 +64,7 @@ class IndexHeader:
     full_at: float  # our clock when the last full read began
     snapshot: str  # the stored items' copy this header goes with
     doubt: str | None = None  # set when the next run must read everything, and why
-    journal: list[dict[str, Any]] = field(default_factory=list)  # windows since the copy
-
-    @property
-    def tail(self) -> str:
-        """What the index stands at: the last journal entry, or the copy itself."""
-        return str(self.journal[-1]["id"]) if self.journal else self.snapshot
-
-    def journal_weight(self) -> int:
-        """Products and figures the journal holds."""
-        return sum(len(e["p"]) + len(e["a"]) + len(e["s"]) for e in self.journal)
+    tail: str = ""  # the last journal entry the index stands at ("": the copy itself)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
@@ -79,7 +73,7 @@ class IndexHeader:
             "store_id": self.store_id,
             "since": None if self.since is None else self.since.isoformat(),
             "read_at": self.read_at, "full_at": self.full_at, "snapshot": self.snapshot,
-            "doubt": self.doubt, "journal": self.journal,
+            "doubt": self.doubt, "tail": self.tail,
         }
 
     @classmethod
@@ -96,22 +90,39 @@ class IndexHeader:
                 read_at=float(data["read_at"]), full_at=float(data["full_at"]),
                 snapshot=str(data["snapshot"]),
                 doubt=None if data.get("doubt") is None else str(data["doubt"]),
-                journal=_journal(data.get("journal", [])),
+                tail=str(data.get("tail") or ""),
             )
         except (KeyError, TypeError, ValueError):
             return None
 
 
-def _journal(data: Any) -> list[dict[str, Any]]:
-    """Stored journal entries, checked; raises ValueError for anything else."""
-    if not isinstance(data, list):
-        raise ValueError("journal")
-    for entry in data:
+def journal_json(snapshot: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stored form of the journal of the items' copy ``snapshot``."""
+    return {"snapshot": snapshot, "entries": entries}
+
+
+def journal_entries(data: Any, header: IndexHeader) -> list[dict[str, Any]] | None:
+    """The stored journal's entries up to the header's tail; None when they are not there."""
+    if not header.tail:
+        return []
+    if not isinstance(data, dict) or data.get("snapshot") != header.snapshot:
+        return None
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        return None
+    for n, entry in enumerate(entries):
         if not (isinstance(entry, dict) and isinstance(entry.get("id"), str)
                 and isinstance(entry.get("p"), dict) and isinstance(entry.get("a"), list)
                 and isinstance(entry.get("s"), dict)):
-            raise ValueError("journal entry")
-    return data
+            return None
+        if entry["id"] == header.tail:
+            return entries[:n + 1]
+    return None
+
+
+def journal_weight(entries: Iterable[Mapping[str, Any]]) -> int:
+    """Products and figures the journal entries hold."""
+    return sum(len(e["p"]) + len(e["a"]) + len(e["s"]) for e in entries)
 
 
 @dataclass

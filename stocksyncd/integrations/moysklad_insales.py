@@ -25,12 +25,16 @@ from stocksyncd.integrations.moysklad_index import (
     DEFAULT_OVERLAP,
     ITEMS_SUFFIX,
     JOURNAL_MIN,
+    JOURNAL_SUFFIX,
     SCOPE,
     IndexHeader,
     SourceIndex,
     WindowChange,
     apply_window,
     full_reason,
+    journal_entries,
+    journal_json,
+    journal_weight,
     product_id,
     product_key,
 )
@@ -74,6 +78,7 @@ class MoySkladSource:
         self.overlap = overlap
         self._index: SourceIndex | None = None  # the copy this process last stored
         self._tail = ""  # the journal entry (or copy) ``_index`` stands at
+        self._entries: list[dict[str, Any]] = []  # the journal behind ``_index``
         self._doubt: str | None = None  # why the next run must read everything
         self.report: dict[str, Any] = {}  # what the last fetch did, for the run's details
 
@@ -87,18 +92,19 @@ class MoySkladSource:
         reason = self._doubt or full_reason(
             header, now=started, key=self.key, stock_type=self.stock_type,
             store_id=self.store_id, full_every=self.full_every, overlap=self.overlap)
-        index: SourceIndex | None = None
+        loaded = None
         if reason is None and header is not None:
-            index = await self._load(ctx, header)
-            if index is None:
+            loaded = await self._load(ctx, header)
+            if loaded is None:
                 reason = "the stored source index does not match its header"
-        if index is not None and header is not None and header.since is not None:
+        if loaded is not None and header is not None and header.since is not None:
+            index, entries = loaded
             window = await self._read_window(ctx, index, header)
             if window is None:
                 reason = self._doubt
             else:
                 await self._store(ctx, index, full_at=header.full_at, read_at=started,
-                                  window=window, journal=header.journal,
+                                  window=window, entries=entries,
                                   since=self.client.earliest_date)
                 return await _items(index)
         return await self._read_everything(ctx, started, reason or "no stored index")
@@ -112,7 +118,7 @@ class MoySkladSource:
                      api=API, why=reason)
         self._doubt = None
         await self._store(ctx, index, full_at=started, read_at=started, window=None,
-                          journal=[], since=since)
+                          entries=[], since=since)
         return await _items(index)
 
     async def _read_full(self) -> tuple[SourceIndex, datetime | None]:
@@ -166,49 +172,66 @@ class MoySkladSource:
             return None
         return change
 
-    async def _load(self, ctx: RunContext, header: IndexHeader) -> SourceIndex | None:
-        """The index ``header`` stands for: this process's copy when it is at the header's
-        last journal entry, else the stored items with the journal replayed."""
-        if self._index is not None and self._tail == header.tail:
-            return self._index
+    async def _load(self, ctx: RunContext,
+                    header: IndexHeader) -> tuple[SourceIndex, list[dict[str, Any]]] | None:
+        """The index ``header`` stands for, and the journal entries behind it: this
+        process's copy when it is at the header's tail, else the stored items with the
+        journal replayed; None when the store does not hold them."""
+        if self._index is not None and self._tail == (header.tail or header.snapshot):
+            return self._index, self._entries
         assert self.index_key is not None
         self._index = None
         data = await ctx.state.get_value(SCOPE, self.index_key + ITEMS_SUFFIX)
         index = SourceIndex.from_json(data, header.snapshot)
-        if index is not None:
-            index.replay(header.journal)
-        return index
+        if index is None:
+            return None
+        journal = await ctx.state.get_value(SCOPE, self.index_key + JOURNAL_SUFFIX) if (
+            header.tail) else None
+        entries = journal_entries(journal, header)
+        if entries is None:
+            return None
+        index.replay(entries)
+        return index, entries
 
     async def _store(self, ctx: RunContext, index: SourceIndex, *, full_at: float,
                      read_at: float, window: WindowChange | None,
-                     journal: list[dict[str, Any]], since: datetime | None) -> None:
-        """Store the header, after the items when they are written again.
+                     entries: list[dict[str, Any]], since: datetime | None) -> None:
+        """Store what changed, then the header.
 
         ``window`` None: a full read, whose items are always written. A window
-        with changes adds an entry to ``journal``, or, once the journal would
+        with changes adds an entry to the journal, or, once the journal would
         hold more than a quarter of the index, the items are written again and
-        the journal starts anew. A failure is logged and makes the next run
-        read everything; this run's figures are right either way, so it goes on.
+        the journal starts anew; a quiet window writes only the header. A
+        failure is logged and makes the next run read everything; this run's
+        figures are right either way, so it goes on.
         """
         assert self.index_key is not None
         if since is None:
             ctx.log.warning("{api}: no Date header in MoySklad's answers: the next run "
                             "reads everything again", api=API)
-        header = IndexHeader(key=self.key, stock_type=self.stock_type, store_id=self.store_id,
-                             since=since, read_at=read_at, full_at=full_at,
-                             snapshot=index.snapshot, journal=list(journal))
+        entries = list(entries)
         rewrite = window is None
+        grown = False
         if window is not None and window.changed:
-            header.journal.append(window.entry())
-            rewrite = header.journal_weight() > max(JOURNAL_MIN, len(index.products) // 4)
+            entries.append(window.entry())
+            grown = True
+            rewrite = journal_weight(entries) > max(JOURNAL_MIN, len(index.products) // 4)
         if rewrite:
             index.renamed()
-            header.snapshot, header.journal = index.snapshot, []
-        self._index, self._tail = index, header.tail
+            entries, grown = [], False
+        header = IndexHeader(key=self.key, stock_type=self.stock_type, store_id=self.store_id,
+                             since=since, read_at=read_at, full_at=full_at,
+                             snapshot=index.snapshot,
+                             tail=str(entries[-1]["id"]) if entries else "")
+        self._index, self._entries = index, entries
+        self._tail = header.tail or header.snapshot
         try:
             if rewrite:
                 await ctx.state.set_value(SCOPE, self.index_key + ITEMS_SUFFIX,
                                           index.items_json())
+            elif grown:
+                await ctx.state.set_value(SCOPE, self.index_key + JOURNAL_SUFFIX,
+                                          journal_json(index.snapshot, entries))
             await ctx.state.set_value(SCOPE, self.index_key, header.to_json())
         except Exception as exc:  # noqa: BLE001 - the figures read are right: keep the run
             self._doubt = "the source index could not be saved"

@@ -21,7 +21,12 @@ from stocksyncd.clients.moysklad import msk_text, user_token_weight
 from stocksyncd.clock import FakeClock
 from stocksyncd.config import Config
 from stocksyncd.integrations.base import Integration, RunContext, RunResult
-from stocksyncd.integrations.moysklad_index import ITEMS_SUFFIX, SCOPE, window_units
+from stocksyncd.integrations.moysklad_index import (
+    ITEMS_SUFFIX,
+    JOURNAL_SUFFIX,
+    SCOPE,
+    window_units,
+)
 from stocksyncd.integrations.registry import build
 from stocksyncd.simulators.insales import InSalesSimulator
 from stocksyncd.simulators.moysklad import DEFAULT_STORE, MoySkladSimulator
@@ -436,7 +441,9 @@ async def test_windows_go_to_a_journal_and_a_restart_replays_it(rig: Rig) -> Non
     await rig.run()
     await rig.run()  # quiet: the windows have moved past those changes
     header = await rig.state.get_value(SCOPE, "job")
-    assert len(header["journal"]) == 2 and items_written == []
+    journal = await rig.state.get_value(SCOPE, "job" + JOURNAL_SUFFIX)
+    assert [e["id"] for e in journal["entries"]][-1] == header["tail"]
+    assert len(journal["entries"]) == 2 and items_written == []  # quiet runs add none
     rig.build()  # a restart: the stored items plus the journal
     rig.ms.update_product(unkeyed, article="LATE")  # its stock did not move
     result = await rig.run()
@@ -452,7 +459,7 @@ async def test_a_long_journal_is_folded_into_the_items(rig: Rig) -> None:
         rig.ms.add_product(f"NEW-{i}", stock=1.0)
     await rig.run()
     header = await rig.state.get_value(SCOPE, "job")
-    assert header["journal"] == [] and header["snapshot"] != before["snapshot"]
+    assert header["tail"] == "" and header["snapshot"] != before["snapshot"]
     items = await rig.state.get_value(SCOPE, "job" + ITEMS_SUFFIX)
     assert items["snapshot"] == header["snapshot"] and len(items["products"]) == 1110
     rig.build()
@@ -460,4 +467,28 @@ async def test_a_long_journal_is_folded_into_the_items(rig: Rig) -> None:
     result = await rig.run()
     assert result.details["source_mode"] == "window"
     assert result.details["source_products"] == 1110
+    rig.assert_shop_equals_source()
+
+
+async def test_a_journal_written_ahead_of_a_failed_header_is_cut_at_the_header(
+        rig: Rig) -> None:
+    rig.ms.set_stock(rig.ms.find("SKU-1"), 21.0)
+    await rig.run()
+    real = rig.state.set_value
+
+    async def header_fails(scope: str, key: str, value: Any) -> None:
+        if scope == SCOPE and key == "job":
+            raise OSError("connection lost")
+        await real(scope, key, value)
+
+    rig.state.set_value = header_fails  # type: ignore[method-assign]
+    rig.ms.set_stock(rig.ms.find("SKU-2"), 22.0)
+    await rig.run()
+    rig.state.set_value = real  # type: ignore[method-assign]
+    journal = await rig.state.get_value(SCOPE, "job" + JOURNAL_SUFFIX)
+    assert len(journal["entries"]) == 2  # one ahead of the stored header
+    rig.build()  # another process: its window starts where the stored header says
+    rig.ms.set_stock(rig.ms.find("SKU-3"), 23.0)
+    result = await rig.run()
+    assert result.details["source_mode"] == "window"
     rig.assert_shop_equals_source()
