@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bound import MS_WEIGHT_DAEMON, lower_bound
+from bench.ms_latency_report import section as ms_latency_section
 
 COMMAND = "python -m bench"
 
@@ -280,10 +281,11 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       "the state store, so a full InSales scan that knows nothing of the shop (a new "
       "installation). *Warm*: the next run with the index kept, after another 5% of the "
       "stock changed (and 3.5 s of pause so the MoySklad budget has refilled, as it has "
-      "between hourly runs): an incremental InSales scan. *Hourly*: the run after that, "
-      "another 5% changed, with the stored index made an hour old: the full refresh the "
-      "job makes every hour (`full_refresh = 1h`), which knows the shop's size from the "
-      "last full scan. All three read the whole MoySklad side.")
+      "between hourly runs): an incremental InSales scan, and a changed-since window of "
+      "MoySklad. *Hourly*: the run after that, another 5% changed, with both stored "
+      "indexes made an hour old: the full refresh the job makes every hour "
+      "(`full_refresh`, `source_full_refresh` = 1h), which knows the shop's size from the "
+      "last full scan. Cold and hourly read the whole MoySklad side.")
     w("* Sequential reference (`bench/reference.py`): the original algorithm, one request "
       "at a time: every MoySklad product page and the stock report, `count.json` and every "
       "InSales page, match article == sku, then *every* matched variant in batches of 100. "
@@ -422,6 +424,7 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       + ("; " if met and missed else "")
       + (f"**missed** at {', '.join(missed)}" if missed else "") + " (see the table).\n")
     _analysis(rows, cpu, w)
+    out += ["", *ms_latency_section(results)]
     (docs / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n")
     if (results / "mouser.json").exists():  # python -m bench --mouser keeps its own section
         from bench.mouser_day import write_section

@@ -1,6 +1,6 @@
 """Run every benchmark and regenerate docs/benchmarks.md and docs/benchmark-runtime.png.
 
-    python -m bench [--sizes 1000,10000,100000] [--latency 0.05] [--quick]
+    python -m bench [--sizes 1000,10000,100000] [--latency 0.05] [--quick] [--moysklad-latency]
 
 For each catalogue size (variants, 5% of the stock changed):
 
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10,
                         help="extra daemon processes at 10k (a cold and an hourly run "
                              "each), for the run-to-run spread")
+    parser.add_argument("--moysklad-latency", action="store_true",
+                        help="only MoySklad -> InSales every minute: from a stock change to "
+                             "the shop, and a quiet minute's cost (bench/ms_latency.py)")
     parser.add_argument("--report-only", action="store_true",
                         help="regenerate the docs from bench/results/*.json")
     parser.add_argument("--mouser", action="store_true",
@@ -105,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sizes = [s for s in sizes if s <= 10_000]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.moysklad_latency:
+        from bench.ms_latency_report import splice
+
+        for size in sizes:
+            print(f"[{size}] moysklad every minute ...", flush=True)
+            out = with_sims(size, args.latency, "bench.ms_latency")
+            out.update(size=size, latency=args.latency)
+            (RESULTS / f"ms-latency-{size}.json").write_text(json.dumps(out, indent=1))
+        splice(RESULTS, ROOT / "docs" / "benchmarks.md")
+        return 0
     if not args.report_only:
         started = time.time()
         for size in sizes:

@@ -97,7 +97,10 @@ async def serve_one(args: argparse.Namespace) -> None:
     clock = ShiftedClock(offset=86400.0)  # the catalogue was last touched a day ago
     insales = InSalesSimulator(api_key=scenario.INSALES_KEY, password=scenario.INSALES_PASSWORD,
                                latency=args.latency, clock=clock)
-    moysklad = MoySkladSimulator(token=scenario.MOYSKLAD_TOKEN, latency=args.source_latency)
+    # On the shifted clock too: MoySklad's products and stock were last changed a
+    # day ago, not in the second before the first changed-since window.
+    moysklad = MoySkladSimulator(token=scenario.MOYSKLAD_TOKEN, latency=args.source_latency,
+                                 clock=clock)
     variants = scenario.shop(insales, args.size, args.seed)
     mirror, facts = scenario.moysklad_mirror(moysklad, variants, args.changed, args.seed)
     facts.products = len(insales.products)

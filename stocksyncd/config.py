@@ -256,6 +256,10 @@ class StockSyncOptions(IntegrationBase):
     # How long a written figure may take to show in InSales (its queue) before
     # it is written once more, and after that once more before it is reported.
     confirm_within: Duration = 600.0
+    # Anti-oversell: every figure published is lowered by ``safety_buffer``
+    # units or by the share ``safety_buffer_share`` (the larger cut), never below 0.
+    safety_buffer: int = Field(default=0, ge=0)
+    safety_buffer_share: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class MoySkladInSalesConfig(StockSyncOptions):
@@ -272,6 +276,11 @@ class MoySkladInSalesConfig(StockSyncOptions):
     # Rate-limit units budgeted per request; None follows MoySklad's announced
     # user-token weight of the day (2, 3 from 1 Sep 2026, 4 from 1 Dec 2026).
     request_weight: float | None = Field(default=None, gt=0, le=45)
+    # Every run reads only what changed since the last one; everything is read
+    # again this often (and after any doubt). MoySklad asks for at least daily.
+    source_full_refresh: Duration = Field(default=3600.0, ge=60.0, le=86400.0)
+    # How far each changed-since window reaches back before the previous read.
+    source_overlap: Duration = Field(default=120.0, ge=5.0, le=3600.0)
 
 
 class Kak2cInSalesConfig(StockSyncOptions):
@@ -315,7 +324,7 @@ IntegrationConfig = Annotated[
     Field(discriminator="type"),
 ]
 
-DEFAULT_EVERY = {"moysklad-insales": 3600.0, "kak2c-insales": 60.0, "mouser-inventree": 120.0}
+DEFAULT_EVERY = {"moysklad-insales": 60.0, "kak2c-insales": 60.0, "mouser-inventree": 120.0}
 
 
 def quota_every(cfg: MouserInvenTreeConfig) -> float:

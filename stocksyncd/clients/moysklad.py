@@ -13,6 +13,7 @@ import contextlib
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypedDict, TypeGuard
 
 import aiohttp
@@ -69,6 +70,23 @@ AUTH_CODES = frozenset({1056, 1048})
 
 SourceKey = Literal["article", "code", "externalCode"]
 StockType = Literal["quantity", "stock", "freeStock"]
+
+
+def msk_text(moment: datetime) -> str:
+    """``moment`` as MoySklad's filters take it: Moscow time, whole seconds."""
+    return moment.astimezone(_MSK).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def server_date(headers: Mapping[str, str]) -> datetime | None:
+    """MoySklad's clock as its answer's ``Date`` header tells it (None if absent or bad)."""
+    raw = headers.get("Date")
+    if not raw:
+        return None
+    try:
+        moment = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def moysklad_limiter(clock: Clock = SYSTEM_CLOCK, name: str = API) -> WindowLimiter:
@@ -172,6 +190,13 @@ class MoySkladClient:
     def __init__(self, transport: Transport, *, weight: float | None = None) -> None:
         self.transport = transport
         self._weight = weight  # None: the announced user-token weight of the day
+        # The earliest ``Date`` MoySklad sent since ``reset_server_date``: an
+        # incremental reader starts its next window from MoySklad's clock.
+        self.earliest_date: datetime | None = None
+
+    def reset_server_date(self) -> None:
+        """Forget the dates seen so far (``earliest_date``)."""
+        self.earliest_date = None
 
     @property
     def weight(self) -> float:
@@ -187,6 +212,9 @@ class MoySkladClient:
         """GET and parse; a cut-off body is retried like any other retriable failure."""
         response = await self.transport.request("GET", path, params=params, weight=weight,
                                                 expect_json=True, decoder=decoder)
+        date = server_date(response.headers)
+        if date is not None and (self.earliest_date is None or date < self.earliest_date):
+            self.earliest_date = date
         return response, response.json()
 
     async def _product_page(
@@ -203,8 +231,14 @@ class MoySkladClient:
             )
         return [r for r in page if isinstance(r, dict)], meta
 
-    async def products(self, key: SourceKey = "article") -> list[dict[str, Any]]:
+    async def products(
+        self, key: SourceKey = "article", *, updated_since: datetime | None = None,
+    ) -> list[dict[str, Any]]:
         """Every non-archived product whose ``key`` field is non-empty, all pages.
+
+        With ``updated_since``: every product changed at or after that moment
+        instead, archived ones and ones without a key included (a product that
+        lost its key or was archived must leave the caller's index).
 
         The first page's ``meta.size`` tells every other offset, so the rest
         are requested at once (the limiter lets 5 fly and keeps the budget).
@@ -216,8 +250,10 @@ class MoySkladClient:
         followed one by one through ``meta.nextHref``.
         """
         # ``field!=`` with an empty value is MoySklad's "has a value" filter.
+        wanted = f"{key}!=" if updated_since is None else (
+            f"updated>={msk_text(updated_since)};archived=true;archived=false")
         params: dict[str, str | int | float] = {
-            "filter": f"{key}!=", "limit": PAGE_LIMIT, "offset": 0,
+            "filter": wanted, "limit": PAGE_LIMIT, "offset": 0,
         }
         rows, meta = await self._product_page(params)
         size = meta.get("size")
@@ -268,12 +304,19 @@ class MoySkladClient:
             rows.extend(page_rows)
 
     async def stock(
-        self, stock_type: StockType = "quantity", store_id: str | None = None
+        self, stock_type: StockType = "quantity", store_id: str | None = None, *,
+        changed_since: datetime | None = None,
     ) -> dict[str, object]:
-        """``assortmentId -> value`` from ``report/stock/all/current`` (one call, raw values)."""
+        """``assortmentId -> value`` from ``report/stock/all/current`` (one call, raw values).
+
+        With ``changed_since`` (at most 24 h back): only the items whose stock
+        changed since, with their current value; an item not listed is unchanged.
+        """
         params: dict[str, str | int | float] = {
             "stockType": stock_type, "include": "zeroLines",
         }
+        if changed_since is not None:
+            params["changedSince"] = msk_text(changed_since)
         if store_id:
             params["filter"] = f"storeId={store_id}"
         response, data = await self._get_json(
@@ -350,6 +393,7 @@ class _Row(TypedDict, total=False):
     """The fields of a product the job reads; the others are skipped unread."""
 
     id: Any
+    archived: Any  # read by the incremental source, which asks for archived ones too
     article: Any
     code: Any
     externalCode: Any

@@ -5,6 +5,13 @@ What it enforces, as the real service documents it: ``Accept-Encoding: gzip``
 body, code 1056), ``limit``/``offset`` paging with ``meta.nextHref``, and a
 45-unit / 3-second budget with at most 5 parallel requests (429 with
 ``X-Lognex-Retry-After`` in milliseconds, codes 1049 and 1073).
+
+Incremental reads: ``report/stock/all/current?changedSince=`` lists the items
+whose stock changed at or after that Moscow-time moment with their current
+figure (zeros included; items deleted or archived in the window as 0; at most
+24 h back, older is refused), and ``entity/product?filter=updated>=`` the
+products changed since. MoySklad's clock is its own: ``clock_offset`` sets it
+apart from the client's, and every answer carries it in the ``Date`` header.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +35,7 @@ MSK = timezone(timedelta(hours=3))  # MoySklad dates are Moscow time
 DEFAULT_STORE = "00000000-0000-4000-8000-000000000001"
 KEY_FIELDS = ("article", "code", "externalCode")
 REPORT_WEIGHT = 5
+CHANGED_SINCE_LIMIT = 24 * 3600.0  # the report looks at most 24 h back
 
 
 @dataclass
@@ -102,14 +111,17 @@ class MoySkladSimulator(Simulator):
         window_seconds: float = 3.0,
         request_weight: float = 2.0,
         max_parallel: int = 5,
+        clock_offset: float = 0.0,
     ) -> None:
         self.token = token
+        self.clock_offset = clock_offset  # MoySklad's clock minus the client's
         self.window_units = window_units
         self.window_seconds = window_seconds
         self.request_weight = request_weight
         self.max_parallel = max_parallel
         self.products: dict[str, dict[str, Any]] = {}  # id -> product JSON (insertion order)
         self.stock: dict[str, dict[str, StockRow]] = {}  # store id -> product id -> row
+        self.deleted: dict[str, float] = {}  # id -> when it was deleted (server time)
         self.rejected_429 = 0
         self.in_flight = 0
         self._spent: deque[tuple[float, float]] = deque()
@@ -121,6 +133,10 @@ class MoySkladSimulator(Simulator):
     def base_url(self) -> str:
         """The URL to configure as ``base_url``."""
         return self.url + PREFIX
+
+    def server_time(self) -> float:
+        """Epoch seconds on MoySklad's own clock."""
+        return self.clock.time() + self.clock_offset
 
     # -- data ------------------------------------------------------------------
     def add_product(
@@ -148,7 +164,7 @@ class MoySkladSimulator(Simulator):
             "code": code if code is not None else pid[:8],
             "externalCode": external_code if external_code is not None else pid.replace("-", ""),
             "archived": archived,
-            "updated": _msk(self.clock.time()),
+            "updated": _msk(self.server_time()),
             "variantsCount": 0,
             "pathName": "",
         }
@@ -170,23 +186,29 @@ class MoySkladSimulator(Simulator):
                 product.pop(field, None)
             else:
                 product[field] = value
-        product["updated"] = _msk(self.clock.time())
+        product["updated"] = _msk(self.server_time())
         self._touch()
 
     def remove_product(self, pid: str) -> None:
-        """Delete a product and its stock."""
-        self.products.pop(pid, None)
+        """Delete a product and its stock (a changed-since report shows it as 0)."""
+        if self.products.pop(pid, None) is not None:
+            self.deleted[pid] = self.server_time()
         for rows in self.stock.values():
             rows.pop(pid, None)
         self._touch()
 
     def set_stock(
         self, pid: str, stock: float, *, reserve: float = 0.0, in_transit: float = 0.0,
-        store: str = DEFAULT_STORE,
+        store: str = DEFAULT_STORE, at: float | None = None,
     ) -> None:
-        """Set a product's stock in one store."""
+        """Set a product's stock in one store.
+
+        ``at``: the moment (MoySklad's clock) the change is dated, when earlier
+        than now: MoySklad recalculates stock asynchronously, so a change can
+        reach the report after a read that began later than its date.
+        """
         self.stock.setdefault(store, {})[pid] = StockRow(
-            stock, reserve, in_transit, self.clock.time()
+            stock, reserve, in_transit, self.server_time() if at is None else at
         )
 
     def find(self, article: str) -> str:
@@ -255,6 +277,7 @@ class MoySkladSimulator(Simulator):
         if self._spent:
             reset = max(0.0, self._spent[0][0] + self.window_seconds - now)
         return {
+            "Date": formatdate(self.server_time(), usegmt=True),  # MoySklad's own clock
             "X-RateLimit-Limit": str(int(self.window_units)),
             "X-RateLimit-Remaining": str(max(0, int(self.window_units - used))),
             "X-Lognex-Retry-TimeInterval": str(int(self.window_seconds * 1000)),
@@ -307,8 +330,16 @@ class MoySkladSimulator(Simulator):
         cached = self._filtered.get(raw_filter)
         if cached is not None:
             return cached
-        rows = [p for p in self.products.values() if not p["archived"]]
-        for cond in _split_filter(raw_filter):
+        conds = _split_filter(raw_filter)
+        # Archived products are left out unless ``archived=`` asks for them;
+        # ``archived=true;archived=false`` gives both.
+        archived = {c.partition("=")[2] == "true" for c in conds if c.startswith("archived=")}
+        rows = [p for p in self.products.values() if p["archived"] in (archived or {False})]
+        for cond in conds:
+            if cond.startswith("archived="):
+                if cond not in ("archived=true", "archived=false"):
+                    return None
+                continue
             if ">=" in cond:
                 field, value = cond.split(">=", 1)
                 if field != "updated":
@@ -386,6 +417,9 @@ class MoySkladSimulator(Simulator):
                 since = _parse_msk(query["changedSince"])
             except ValueError:
                 return _errors(1014, "Неверное значение changedSince"), 400
+            if since < self.server_time() - CHANGED_SINCE_LIMIT:
+                return _errors(1002, "Значение параметра changedSince не может быть "
+                                     "раньше, чем 24 часа назад"), 400
         stores = [store] if store else list(self.stock)
         totals: dict[str, float] = {}
         changed: dict[str, float] = {}
@@ -402,6 +436,20 @@ class MoySkladSimulator(Simulator):
                     continue
             elif not zero_lines and value == 0:
                 continue
+            if since is not None and self._gone(pid):
+                continue  # listed below, as 0
             number: float | int = int(value) if value == int(value) else value
             out.append({"assortmentId": pid, stock_type: number})
+        if since is not None:
+            # Items deleted or archived in the window are listed with 0.
+            gone = [pid for pid, when in self.deleted.items() if when >= since]
+            gone += [pid for pid, p in self.products.items()
+                     if p["archived"] and (_parse_msk(p["updated"]) >= since
+                                           or changed.get(pid, -1.0) >= since)]
+            out += [{"assortmentId": pid, stock_type: 0} for pid in gone
+                    if ids is None or pid in ids]
         return out, 200
+
+    def _gone(self, pid: str) -> bool:
+        product = self.products.get(pid)
+        return product is None or bool(product["archived"])

@@ -50,6 +50,7 @@ from stocksyncd.integrations.stock.plan import (
     plan_reduced,
     reduce_source,
 )
+from stocksyncd.integrations.stock.safety_buffer import BufferReport, apply_buffer
 from stocksyncd.integrations.stock.stored import StoredIndex
 
 # Which InSales field carries the key when the config does not say.
@@ -141,6 +142,7 @@ class StockSyncIntegration:
         self.overlap = overlap
         self._index: InSalesIndex | None = None  # the copy in memory, between runs
         self._rows = TargetRows(key_field, cfg.warehouse)
+        self._buffer: BufferReport | None = None  # this run's safety buffer record
 
     async def close(self) -> None:
         """Nothing to release: sessions and limiters belong to the runtime."""
@@ -180,11 +182,14 @@ class StockSyncIntegration:
                     result.errors.append(str(exc))
                 else:
                     result.errors.append(f"{self.source.api}: fetching the source failed: {exc}")
-            result.message = "a page failed after retries; nothing written"
+            result.message = f"reading failed, nothing written: {result.errors[0]}"
         if result.status == "failed":
             return
         index, report = shop.result()
         source = reduce_source(items.result(), self.cfg.negative)
+        # Lower the figures before planning, so the zero guard and the writes see
+        # what will be published (safety_buffer.py).
+        self._buffer = apply_buffer(source, self.cfg.safety_buffer, self.cfg.safety_buffer_share)
 
         plan = plan_reduced(source, self._rows.of(index), zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
@@ -379,6 +384,11 @@ class StockSyncIntegration:
             details["index_products_deleted"] = report.deleted
         if report.reason:
             details["index_full_reason"] = report.reason
+        # --- safety buffer and source index hook: figures before and after the
+        # buffer, and how the source read (e.g. MoySklad's window or full read).
+        if self._buffer is not None:
+            details["safety_buffer"] = self._buffer.details((w.key, w.new) for w in plan.writes)
+        details.update(getattr(self.source, "report", {}))
         if report.problems:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
