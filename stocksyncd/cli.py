@@ -44,15 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, metavar="PATH",
         help="config file (default: $STOCKSYNCD_CONFIG, else /etc/stocksyncd/config.toml)",
     )
+    # ``--config`` is accepted after the command too; SUPPRESS keeps a value given
+    # before the command when none follows it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH",
+                        help="config file (as before the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    sub.add_parser("run", help="run the daemon in the foreground (systemd, Docker)")
-    sub.add_parser("check-config", help="validate the configuration")
-    sync = sub.add_parser("sync", help="run one integration once, now")
+    sub.add_parser("run", parents=[common],
+                   help="run the daemon in the foreground (systemd, Docker)")
+    check_config = sub.add_parser("check-config", parents=[common],
+                                  help="validate the configuration")
+    check_config.add_argument(
+        "--online", action="store_true",
+        help="also sign in to every configured API and read one page (writes nothing)")
+    test = sub.add_parser("test", parents=[common],
+                          help="sign in to the APIs of one or every integration and read "
+                               "one page each (writes nothing)")
+    test.add_argument("name", nargs="?", help="integration name (default: all)")
+    sync = sub.add_parser("sync", parents=[common], help="run one integration once, now")
     sync.add_argument("name", help="integration name ([integrations.NAME])")
     sync.add_argument("--dry-run", action="store_true", help="plan only, write nothing")
     sync.add_argument("--json", action="store_true", help="print one JSON object")
-    sub.add_parser("check", help="health probe of a running daemon (exit 0 healthy, 1 not)")
+    sub.add_parser("check", parents=[common],
+                   help="health probe of a running daemon (exit 0 healthy, 1 not)")
     # Everything after ``demo`` belongs to the demo's own parser.
     sub.add_parser("demo", help="API simulators + daemon + web page", add_help=False)
     return parser

@@ -421,14 +421,12 @@ class Daemon:
     async def _start_web(self, config: Config) -> web.AppRunner | None:
         if not config.web.enabled or self._web_factory is None:
             return None
+        from stocksyncd.runtime.web.server import start_server
+
         app = self._web_factory(self)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, config.web.host, config.web.port)
         try:
-            await site.start()
+            runner = await start_server(app, config.web)
         except OSError as exc:
-            await runner.cleanup()
             why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise StartupError(f"web.listen {config.web.listen}: cannot listen: {why}") from exc
         logger.info("web page on http://{}", config.web.listen)
