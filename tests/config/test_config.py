@@ -254,7 +254,8 @@ def test_an_integration_named_like_its_type_keeps_its_name(tmp_path: Path) -> No
 
 
 def test_allowed_hosts_are_names_without_port(tmp_path: Path) -> None:
-    ok = load_config(write(tmp_path, BASE + '[web]\nallowed_hosts = ["Stock.Example.COM.", "::1"]\n'))
+    text = BASE + '[web]\nallowed_hosts = ["Stock.Example.COM.", "::1"]\n'
+    ok = load_config(write(tmp_path, text))
     assert ok.web.allowed_hosts == ("stock.example.com", "::1")
     message = error_of(tmp_path, BASE + '[web]\nallowed_hosts = ["stock.example.com:8780"]\n')
     assert "web.allowed_hosts" in message and "without port" in message

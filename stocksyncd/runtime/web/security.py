@@ -15,7 +15,7 @@ import ipaddress
 import re
 import secrets
 from collections import OrderedDict, deque
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -153,7 +153,11 @@ _LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
 
 def safe_next(target: str | None) -> str:
     """A local path to go to after login; never an open redirect."""
-    if not target or not _LOCAL_PATH.fullmatch(target) or "\\" in target:
+    if not target or "\\" in target:
+        return "/"
+    # Decoded once more too: a proxy or browser that decodes "%09" or "%2F" must
+    # not find a second slash either.
+    if not _LOCAL_PATH.fullmatch(target) or not _LOCAL_PATH.fullmatch(unquote(target)):
         return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
