@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import socket
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -387,8 +388,15 @@ def load_config(path: Path | str | None = None) -> Config:
     import tomllib
 
     path = Path(path) if path is not None else default_config_path()
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        # A directory this user may not enter: say so rather than "not found".
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(found.st_mode):
+        raise ConfigError(f"config file not found: {path} is not a file")
     try:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)  # syntax errors with line numbers, before pydantic sees it
