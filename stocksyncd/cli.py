@@ -1,4 +1,5 @@
-"""``stocksyncd`` command line: run, check-config, sync NAME, check, demo.
+"""``stocksyncd`` command line: run, check-config [--online], test [NAME], sync NAME,
+check, demo.
 
 Exit codes: 0 ok; 1 the run failed or was aborted, the daemon crashed, or the
 health probe failed; 2 bad configuration or usage.
@@ -23,6 +24,7 @@ from stocksyncd.config import Config, default_config_path, load_config
 from stocksyncd.errors import ConfigError
 
 if TYPE_CHECKING:
+    from stocksyncd.integrations.access import AccessResult
     from stocksyncd.integrations.base import RunResult
 
 EXIT_OK = 0
@@ -81,15 +83,74 @@ def _load(path: Path | None) -> Config | None:
         return None
 
 
-def cmd_check_config(path: Path | None) -> int:
-    """Validate the configuration and name its integrations."""
+def cmd_check_config(path: Path | None, *, online: bool = False) -> int:
+    """Validate the configuration and name its integrations; ``online``: try the APIs too."""
     config = _load(path)
     if config is None:
         return EXIT_USAGE
     names = list(config.integrations)
     plural = "" if len(names) == 1 else "s"
     print(f"OK: {len(names)} integration{plural} ({', '.join(names)})")
-    return EXIT_OK
+    if not online:
+        return EXIT_OK
+    return _check_access(config, names)
+
+
+def cmd_test(path: Path | None, name: str | None) -> int:
+    """Sign in to the APIs of one or every integration and read one page each."""
+    config = _load(path)
+    if config is None:
+        return EXIT_USAGE
+    if name is not None and name not in config.integrations:
+        known = ", ".join(config.integrations) or "none configured"
+        print(f"error: unknown integration {name!r} (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    return _check_access(config, [name] if name is not None else list(config.integrations))
+
+
+def _check_access(config: Config, names: list[str]) -> int:
+    from stocksyncd.runtime.logs import setup_logging
+
+    fmt = "text" if sys.stderr.isatty() else config.daemon.log_format
+    setup_logging(config.daemon.log_level, fmt, secrets=config.secret_values())
+    try:
+        reports = asyncio.run(_access(config, names))
+    except Exception as exc:  # noqa: BLE001 - setup failure: report, exit 1
+        from stocksyncd.redact import redact
+
+        print(f"error: {redact(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILED
+    failed = False
+    for name, results in reports:
+        cfg = config.integrations[name]
+        state = "" if cfg.enabled else ", disabled"
+        print(f"{name} ({cfg.type}{state})")
+        for result in results:
+            mark = "ok     " if result.ok else "FAILED "
+            print(f"  {mark} {result.api}: {result.detail}")
+            failed = failed or not result.ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _access(config: Config, names: list[str]) -> list[tuple[str, list[AccessResult]]]:
+    from stocksyncd.integrations import registry
+    from stocksyncd.integrations.access import check_access
+    from stocksyncd.runtime.resources import SharedResources
+
+    # No state store: the check writes nothing, not even run history.
+    resources = SharedResources()
+    reports: list[tuple[str, list[AccessResult]]] = []
+    try:
+        for name in names:
+            cfg = config.integrations[name]
+            integration = registry.build(name, cfg, config, resources.for_integration(name))
+            try:
+                reports.append((name, await check_access(integration, cfg.timeout)))
+            finally:
+                await integration.close()
+    finally:
+        await resources.close()
+    return reports
 
 
 def cmd_run(path: Path | None) -> int:
@@ -260,7 +321,9 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     path: Path | None = args.config
     if args.command == "check-config":
-        return cmd_check_config(path)
+        return cmd_check_config(path, online=args.online)
+    if args.command == "test":
+        return cmd_test(path, args.name)
     if args.command == "run":
         return cmd_run(path)
     if args.command == "sync":

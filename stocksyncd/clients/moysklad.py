@@ -203,6 +203,11 @@ class MoySkladClient:
             )
         return [r for r in page if isinstance(r, dict)], meta
 
+    async def first_products(self, limit: int = 1) -> list[dict[str, Any]]:
+        """One page of ``entity/product`` (what a credentials check reads)."""
+        rows, _meta = await self._product_page({"limit": limit, "offset": 0})
+        return rows
+
     async def products(self, key: SourceKey = "article") -> list[dict[str, Any]]:
         """Every non-archived product whose ``key`` field is non-empty, all pages.
 
