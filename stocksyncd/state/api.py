@@ -120,8 +120,9 @@ class StateStore(Protocol):
         """One run with all its changes."""
         ...
 
-    async def last_success(self, integration: str) -> datetime | None:
-        """When the integration last finished with status ``ok``."""
+    async def last_success(self, integration: str, *,
+                           include_dry_runs: bool = True) -> datetime | None:
+        """When the integration last finished with status ``ok`` (dry runs only if asked)."""
         ...
 
     async def abandon_runs(self, *, message: str, finished_at: datetime,
