@@ -349,3 +349,23 @@ async def test_malformed_requests_log_at_debug_only(serve: Serve, view: FakeView
     assert len(server_lines) == 4 and all(r.levelno == logging.DEBUG for r in server_lines)
     assert sum("malformed request" in r.getMessage() and r.exc_info is None
                for r in server_lines) == 3
+
+
+async def test_guessing_through_the_bearer_header_is_limited_too(
+        serve: Serve, view: FakeView, fake_clock: FakeClock) -> None:
+    server = await serve(configure(view, token=TOKEN, login_attempts=3, login_window="1m"))
+    for n in range(3):
+        status, _, _ = await server.request("GET", "/metrics",
+                                            headers={"Authorization": f"Bearer guess-{n}"})
+        assert status == 401
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    status, headers, _ = await server.request("GET", "/metrics", headers=right)
+    assert status == 429 and int(headers["Retry-After"]) <= 60
+    # The login form shares the limit.
+    csrf = await server.csrf("/login")
+    status, _, _ = await server.request("POST", "/login",
+                                        data={"csrf_token": csrf, "token": TOKEN})
+    assert status == 429
+    assert (await server.request("GET", "/healthz"))[0] in (200, 503)  # never limited
+    fake_clock.advance(61)
+    assert (await server.request("GET", "/metrics", headers=right))[0] == 200

@@ -48,6 +48,13 @@ def _web(request: web.Request) -> WebConfig:
     return _view(request).config.web
 
 
+def _throttle(request: web.Request) -> security.LoginThrottle:
+    """The login limiter, following the current config (a reload may change it)."""
+    throttle, cfg = request.app[THROTTLE], _web(request)
+    throttle.attempts, throttle.window = cfg.login_attempts, cfg.login_window
+    return throttle
+
+
 def _signed_in(request: web.Request) -> bool:
     return security.is_authenticated(request, _token(request), request.app[CLOCK].time(),
                                      request.app[SECRET], signed_out=request.app[SIGNED_OUT])
@@ -117,6 +124,19 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         logger.debug("web request refused: {}", refused)
         raise web.HTTPMisdirectedRequest(text=f"421 Misdirected Request: {refused}\n")
     path = request.path
+    if not path.startswith(OPEN_PATHS) and _token(request) and security.bearer(request):
+        # Guessing through the Authorization header counts against the same limit
+        # as the login form, and a client over it is refused even the right token.
+        throttle, now = _throttle(request), request.app[CLOCK].time()
+        client = security.client_address(request, _web(request))
+        wait = throttle.retry_after(client, now)
+        if wait > 0:
+            raise web.HTTPTooManyRequests(
+                text=f"too many wrong tokens; try again in {wait:.0f} s\n",
+                headers={"Retry-After": str(math.ceil(wait))})
+        if not _signed_in(request):
+            throttle.failed(client, now)
+            logger.warning("web request with a wrong token refused from {}", client)
     if not path.startswith(OPEN_PATHS) and not _signed_in(request):
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
             raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
@@ -300,8 +320,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     given = form.get("token")
     if not token:
         raise web.HTTPSeeOther(next_path)
-    throttle = request.app[THROTTLE]
-    throttle.attempts, throttle.window = cfg.login_attempts, cfg.login_window
+    throttle = _throttle(request)
     client = security.client_address(request, cfg)
     now = request.app[CLOCK].time()
     # Checked before the token: over the limit, even the right token must wait.

@@ -52,15 +52,20 @@ def session_valid(cookie: str, token: str, now: float, secret: bytes = PROCESS_S
     return hmac.compare_digest(cookie, session_value(token, int(stamp), secret))
 
 
+def bearer(request: web.Request) -> str:
+    """The token of an ``Authorization: Bearer`` header, or ""."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
 def is_authenticated(request: web.Request, token: str, now: float,
                      secret: bytes = PROCESS_SECRET, *,
                      signed_out: SignedOut | None = None) -> bool:
     """True when no token is configured, or the request carries it (header or cookie)."""
     if not token:
         return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() == "bearer" and given and token_matches(given.strip(), token):
+    given = bearer(request)
+    if given and token_matches(given, token):
         return True
     cookie = request.cookies.get(SESSION_COOKIE, "")
     if not cookie or (signed_out is not None and signed_out.has(cookie, now)):
