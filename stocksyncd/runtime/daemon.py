@@ -533,7 +533,9 @@ class Daemon:
         self._set_up_metrics(new)
         self._scheduler.apply(self._specs(new))
 
-        if (new.web.enabled, new.web.listen) != (old.web.enabled, old.web.listen):
+        from stocksyncd.runtime.web.server import server_settings
+
+        if server_settings(new.web) != server_settings(old.web):
             await self._restart_web(new)
         logger.info("configuration reloaded: {}", self._status())
         self.notifier.ready(self._status())

@@ -369,3 +369,15 @@ async def test_guessing_through_the_bearer_header_is_limited_too(
     assert (await server.request("GET", "/healthz"))[0] in (200, 503)  # never limited
     fake_clock.advance(61)
     assert (await server.request("GET", "/metrics", headers=right))[0] == 200
+
+
+def test_a_reload_restarts_the_server_only_for_server_settings() -> None:
+    from stocksyncd.config import WebConfig
+    from stocksyncd.runtime.web.server import server_settings
+
+    base = WebConfig()
+    same = WebConfig(token="t0ken", allowed_hosts=("a.example",), login_attempts=9)
+    assert server_settings(same) == server_settings(base)  # read per request
+    for changed in (WebConfig(idle_timeout=5), WebConfig(header_timeout=1),
+                    WebConfig(max_connections=7), WebConfig(listen="127.0.0.1:9999")):
+        assert server_settings(changed) != server_settings(base)

@@ -106,6 +106,15 @@ class GuardedRunner(web.AppRunner):
         )
 
 
+def server_settings(cfg: WebConfig) -> tuple[object, ...]:
+    """The ``[web]`` keys the server is built with; a reload that changes one restarts it.
+
+    The rest (token, allowed hosts, proxy trust, login limits) are read per request.
+    """
+    return (cfg.enabled, cfg.listen, cfg.max_connections, cfg.header_timeout,
+            cfg.idle_timeout)
+
+
 async def start_server(app: web.Application, cfg: WebConfig, host: str | None = None,
                        port: int | None = None) -> GuardedRunner:
     """Serve ``app`` on ``cfg.listen`` (or ``host``/``port``); the caller cleans up."""
