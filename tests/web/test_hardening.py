@@ -246,6 +246,13 @@ async def test_cookie_is_secure_only_over_https(serve: Serve, view: FakeView) ->
     assert "Secure" not in (await sign_in(plain, **{"X-Forwarded-Proto": "https"}))["Set-Cookie"]
     proxied = await serve(configure(view, token=TOKEN, trust_proxy=True))
     assert "Secure" in (await sign_in(proxied, **{"X-Forwarded-Proto": "https"}))["Set-Cookie"]
+    # The one-time message cookie of a POST follows the same rule.
+    bearer = {"Authorization": f"Bearer {TOKEN}", "X-Forwarded-Proto": "https"}
+    csrf = await proxied.csrf("/", headers=bearer)
+    status, headers, _ = await proxied.request("POST", "/integrations/warehouse/run",
+                                               data={"csrf_token": csrf}, headers=bearer)
+    assert status == 303 and "stocksyncd_flash=" in headers["Set-Cookie"]
+    assert "Secure" in headers["Set-Cookie"]
     assert "Secure" not in (await sign_in(proxied, **{"X-Forwarded-Proto": "http"}))["Set-Cookie"]
 
 

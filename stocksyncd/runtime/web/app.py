@@ -86,7 +86,8 @@ def redirect_with_flash(request: web.Request, location: str, kind: str,
     payload = base64.urlsafe_b64encode(orjson.dumps([kind, text[:600]])).decode()
     response = see_other(location)
     response.set_cookie(FLASH_COOKIE, f"{payload}.{_flash_sig(request.app[SECRET], payload)}",
-                        httponly=True, samesite="Strict", path="/")
+                        httponly=True, samesite="Strict", path="/",
+                        secure=security.is_https(request, _web(request)))
     return response
 
 
