@@ -321,18 +321,42 @@ async def test_idle_and_slow_connections_are_closed(serve: Serve, view: FakeView
         w.close()
 
 
-async def test_connections_beyond_the_cap_are_closed(serve: Serve, view: FakeView) -> None:
-    server = await serve(configure(view, max_connections=4, header_timeout="200ms"))
-    held = [await asyncio.open_connection(server.host, server.port) for _ in range(4)]
-    extra_r, extra_w = await asyncio.open_connection(server.host, server.port)
-    assert await _closed_by_server(extra_r, within=2.0)
-    # Once the held connections time out, the page answers again.
-    for reader, _ in held:
-        assert await _closed_by_server(reader, within=5.0)
+async def test_idle_connections_cannot_crowd_out_a_request(serve: Serve,
+                                                          view: FakeView) -> None:
+    server = await serve(configure(view, max_connections=4))
+    held = [await asyncio.open_connection(server.host, server.port) for _ in range(20)]
+    # Each new connection displaced the oldest silent one: the first 16 are gone.
+    for reader, _ in held[:16]:
+        assert await _closed_by_server(reader, within=2.0)
     status, _, _ = await server.request("GET", "/healthz")
     assert status in (200, 503)
-    for _, writer in [*held, (extra_r, extra_w)]:
+    for _, writer in held:
         writer.close()
+
+
+async def test_when_all_connections_are_busy_a_new_one_is_closed(serve: Serve,
+                                                                view: FakeView) -> None:
+    server = await serve(configure(view, max_connections=3, header_timeout="100ms"))
+    busy = []
+    for _ in range(3):  # headers in, body still coming: not silent
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+        await writer.drain()
+        busy.append((reader, writer))
+    for _ in range(10000):  # until the server has read all three sets of headers
+        if sum(not c.silent for c in server.runner.server.connections  # type: ignore[attr-defined]
+               ) == 3:
+            break
+        await asyncio.sleep(0)
+    else:
+        raise AssertionError("the server never read the headers")
+    extra_r, extra_w = await asyncio.open_connection(server.host, server.port)
+    assert await _closed_by_server(extra_r, within=2.0)
+    for reader, writer in busy:
+        assert not reader.at_eof()
+        writer.close()
+    extra_w.close()
 
 
 async def test_malformed_requests_log_at_debug_only(serve: Serve, view: FakeView,

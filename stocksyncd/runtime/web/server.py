@@ -4,8 +4,9 @@ aiohttp alone keeps an idle connection for an hour and waits for request headers
 for as long as that; a few hundred half-open connections then use up the
 process's descriptors and take /healthz down with them. Here every connection
 must send its first request's headers within ``web.header_timeout``, is closed
-after ``web.idle_timeout`` without a request, and connections beyond
-``web.max_connections`` are closed as soon as they are accepted.
+after ``web.idle_timeout`` without a request, and beyond ``web.max_connections``
+the oldest connection that has not sent a request yet is closed (or the new one,
+when all are busy).
 """
 
 from __future__ import annotations
@@ -33,14 +34,28 @@ class GuardedHandler(RequestHandler):
         self._guard = manager
         self._header_deadline: asyncio.TimerHandle | None = None
 
+    @property
+    def silent(self) -> bool:
+        """Connected, but no complete request yet."""
+        return self._request_count == 0
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if len(self._guard.connections) > self._guard.max_connections:
-            log.debug("web: over %d connections, closing a new one",
-                      self._guard.max_connections)
+        live = [c for c in self._guard.connections if c.transport is not None]
+        if len(live) > self._guard.max_connections:
+            # Make room by closing the oldest connection that never sent a
+            # request (a flood of idle sockets then only displaces itself); if
+            # every one is busy, this new one goes.
+            oldest = next((c for c in live
+                           if c is not self and isinstance(c, GuardedHandler) and c.silent),
+                          None)
+            log.debug("web: over %d connections, closing %s", self._guard.max_connections,
+                      "the oldest silent one" if oldest is not None else "a new one")
             self._guard.refused += 1
-            self.force_close()
-            return
+            if oldest is None:
+                self.force_close()
+                return
+            oldest.force_close()
         self._header_deadline = asyncio.get_running_loop().call_later(
             self._guard.header_timeout, self._headers_too_slow)
 
@@ -81,7 +96,7 @@ class GuardedServer(web.Server):
         super().__init__(*args, **kwargs)
         self.max_connections = max_connections
         self.header_timeout = header_timeout
-        self.refused = 0  # connections closed for being over the cap
+        self.refused = 0  # connections closed to stay within the cap
 
     def __call__(self) -> RequestHandler:
         return GuardedHandler(self, loop=self._loop, **self._kwargs)
