@@ -327,7 +327,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     # Checked before the token: over the limit, even the right token must wait.
     wait = throttle.retry_after(client, now)
     if wait > 0:
-        logger.warning("web login from {} refused: too many wrong tokens", client)
+        # DEBUG: the wrong tokens that led here were logged; a locked-out client
+        # hammering on must not flood the log.
+        logger.debug("web login from {} refused: too many wrong tokens", client)
         response = _html(pages.login_page(
             _csrf(request), next_path=next_path, replica=view.replica,
             error=f"Too many wrong tokens; try again in {wait:.0f} s."), status=429)
