@@ -1,4 +1,5 @@
-"""``stocksyncd`` command line: run, check-config, sync NAME, check, demo.
+"""``stocksyncd`` command line: run, check-config [--online], test [NAME], sync NAME,
+check, demo.
 
 Exit codes: 0 ok; 1 the run failed or was aborted, the daemon crashed, or the
 health probe failed; 2 bad configuration or usage.
@@ -23,6 +24,7 @@ from stocksyncd.config import Config, default_config_path, load_config
 from stocksyncd.errors import ConfigError
 
 if TYPE_CHECKING:
+    from stocksyncd.integrations.access import AccessResult
     from stocksyncd.integrations.base import RunResult
 
 EXIT_OK = 0
@@ -44,15 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, metavar="PATH",
         help="config file (default: $STOCKSYNCD_CONFIG, else /etc/stocksyncd/config.toml)",
     )
+    # ``--config`` is accepted after the command too; SUPPRESS keeps a value given
+    # before the command when none follows it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="PATH",
+                        help="config file (as before the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    sub.add_parser("run", help="run the daemon in the foreground (systemd, Docker)")
-    sub.add_parser("check-config", help="validate the configuration")
-    sync = sub.add_parser("sync", help="run one integration once, now")
+    sub.add_parser("run", parents=[common],
+                   help="run the daemon in the foreground (systemd, Docker)")
+    check_config = sub.add_parser("check-config", parents=[common],
+                                  help="validate the configuration")
+    check_config.add_argument(
+        "--online", action="store_true",
+        help="also sign in to every configured API and read one page (writes nothing)")
+    test = sub.add_parser("test", parents=[common],
+                          help="sign in to the APIs of one or every integration and read "
+                               "one page each (writes nothing)")
+    test.add_argument("name", nargs="?", help="integration name (default: all)")
+    sync = sub.add_parser("sync", parents=[common], help="run one integration once, now")
     sync.add_argument("name", help="integration name ([integrations.NAME])")
     sync.add_argument("--dry-run", action="store_true", help="plan only, write nothing")
     sync.add_argument("--json", action="store_true", help="print one JSON object")
-    sub.add_parser("check", help="health probe of a running daemon (exit 0 healthy, 1 not)")
+    sub.add_parser("check", parents=[common],
+                   help="health probe of a running daemon (exit 0 healthy, 1 not)")
     # Everything after ``demo`` belongs to the demo's own parser.
     sub.add_parser("demo", help="API simulators + daemon + web page", add_help=False)
     return parser
@@ -66,15 +83,74 @@ def _load(path: Path | None) -> Config | None:
         return None
 
 
-def cmd_check_config(path: Path | None) -> int:
-    """Validate the configuration and name its integrations."""
+def cmd_check_config(path: Path | None, *, online: bool = False) -> int:
+    """Validate the configuration and name its integrations; ``online``: try the APIs too."""
     config = _load(path)
     if config is None:
         return EXIT_USAGE
     names = list(config.integrations)
     plural = "" if len(names) == 1 else "s"
     print(f"OK: {len(names)} integration{plural} ({', '.join(names)})")
-    return EXIT_OK
+    if not online:
+        return EXIT_OK
+    return _check_access(config, names)
+
+
+def cmd_test(path: Path | None, name: str | None) -> int:
+    """Sign in to the APIs of one or every integration and read one page each."""
+    config = _load(path)
+    if config is None:
+        return EXIT_USAGE
+    if name is not None and name not in config.integrations:
+        known = ", ".join(config.integrations) or "none configured"
+        print(f"error: unknown integration {name!r} (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    return _check_access(config, [name] if name is not None else list(config.integrations))
+
+
+def _check_access(config: Config, names: list[str]) -> int:
+    from stocksyncd.runtime.logs import setup_logging
+
+    fmt = "text" if sys.stderr.isatty() else config.daemon.log_format
+    setup_logging(config.daemon.log_level, fmt, secrets=config.secret_values())
+    try:
+        reports = asyncio.run(_access(config, names))
+    except Exception as exc:  # noqa: BLE001 - setup failure: report, exit 1
+        from stocksyncd.redact import redact
+
+        print(f"error: {redact(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILED
+    failed = False
+    for name, results in reports:
+        cfg = config.integrations[name]
+        state = "" if cfg.enabled else ", disabled"
+        print(f"{name} ({cfg.type}{state})")
+        for result in results:
+            mark = "ok     " if result.ok else "FAILED "
+            print(f"  {mark} {result.api}: {result.detail}")
+            failed = failed or not result.ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _access(config: Config, names: list[str]) -> list[tuple[str, list[AccessResult]]]:
+    from stocksyncd.integrations import registry
+    from stocksyncd.integrations.access import check_access
+    from stocksyncd.runtime.resources import SharedResources
+
+    # No state store: the check writes nothing, not even run history.
+    resources = SharedResources()
+    reports: list[tuple[str, list[AccessResult]]] = []
+    try:
+        for name in names:
+            cfg = config.integrations[name]
+            integration = registry.build(name, cfg, config, resources.for_integration(name))
+            try:
+                reports.append((name, await check_access(integration, cfg.timeout)))
+            finally:
+                await integration.close()
+    finally:
+        await resources.close()
+    return reports
 
 
 def cmd_run(path: Path | None) -> int:
@@ -245,7 +321,9 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     path: Path | None = args.config
     if args.command == "check-config":
-        return cmd_check_config(path)
+        return cmd_check_config(path, online=args.online)
+    if args.command == "test":
+        return cmd_test(path, args.name)
     if args.command == "run":
         return cmd_run(path)
     if args.command == "sync":

@@ -8,9 +8,11 @@ error that names the key rather than a setting silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -90,7 +92,8 @@ class Strict(BaseModel):
 class DaemonConfig(Strict):
     """``[daemon]``: process-wide settings."""
 
-    state_url: str = "sqlite:///var/lib/stocksyncd/state.db"
+    # Four slashes: an absolute path, whatever directory the command runs in.
+    state_url: str = "sqlite:////var/lib/stocksyncd/state.db"
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["journal", "text", "json"] = "journal"
     debug_dir: Path | None = None
@@ -120,6 +123,36 @@ class WebConfig(Strict):
     enabled: bool = True
     listen: str = "127.0.0.1:8780"
     token: SecretStr = SecretStr("")
+    # Host names the page may be reached by, besides localhost and the listen
+    # address (a name that is not listed is refused: DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
+    # Believe X-Forwarded-Proto/-For: only behind a reverse proxy that sets them.
+    trust_proxy: bool = False
+    session_lifetime: Duration = 12 * 3600.0
+    # Wrong tokens a client may try per login_window before it must wait.
+    login_attempts: int = Field(default=5, ge=1)
+    login_window: Duration = 300.0
+    max_connections: int = Field(default=100, ge=1, le=10000)
+    # A connection must send a request's headers this soon after opening (or after
+    # the previous response), and is closed after idle_timeout without a request.
+    header_timeout: Duration = 10.0
+    idle_timeout: Duration = 30.0
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = []
+        for name in value:
+            host = name.strip().lower().rstrip(".").strip("[]")
+            if ":" in host:
+                try:
+                    ipaddress.IPv6Address(host)
+                except ValueError:
+                    host = ""
+            if not host or any(c in host for c in "/ @\\"):
+                raise ValueError(f"{name!r} is not a host name (give it without port or path)")
+            cleaned.append(host)
+        return tuple(cleaned)
 
     @field_validator("listen")
     @classmethod
@@ -453,34 +486,86 @@ def load_config(path: Path | str | None = None) -> Config:
     import tomllib
 
     path = Path(path) if path is not None else default_config_path()
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        # A directory this user may not enter: say so rather than "not found".
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(found.st_mode):
+        raise ConfigError(f"config file not found: {path} is not a file")
     try:
         with path.open("rb") as fh:
-            tomllib.load(fh)  # syntax errors with line numbers, before pydantic sees it
+            raw = tomllib.load(fh)  # syntax errors with line numbers, before pydantic sees it
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     _toml_path.set(path)
+    dirs = secret_dirs()
     try:
-        dirs = secret_dirs()
-        return Config(_secrets_dir=dirs or None)  # type: ignore[call-arg]
+        config = Config(_secrets_dir=dirs or None)  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path)) from None
+        raise ConfigError(format_validation_error(exc, path, dirs)) from None
     finally:
         _toml_path.set(None)
+    if not config.integrations:
+        # A daemon with nothing to do looks healthy and syncs nothing: almost
+        # always the wrong file, an unfinished one, or a section name typo.
+        what = "is empty" if not raw else "configures no integration"
+        raise ConfigError(
+            f"{path}: {what}; add at least one [integrations.NAME] section "
+            "(see config.example.toml)"
+        )
+    return config
 
 
 _TAGS = {"moysklad-insales", "kak2c-insales", "mouser-inventree"}
 
 
-def format_validation_error(exc: ValidationError, path: Path | None = None) -> str:
-    """One line per problem: ``key.path: what is wrong``."""
+def _key_path(loc: tuple[int | str, ...]) -> list[str]:
+    """The config key of a pydantic error location, without the union's type tag."""
+    parts = [str(p) for p in loc]
+    # integrations.NAME.<tag>.key: the tag is the third part only, so an
+    # integration named like its type keeps its name.
+    if len(parts) >= 3 and parts[0] == "integrations" and parts[2] in _TAGS:
+        del parts[2]
+    return parts
+
+
+def value_source(parts: list[str], dirs: list[Path] | None = None) -> str | None:
+    """The environment variable or secret file that set ``parts`` (or a section of it).
+
+    None when the value came from the TOML file or a default. Follows the load's
+    priority: environment first, then secret files.
+    """
+    env = {name.upper() for name in os.environ}
+    prefixes = [parts[:n] for n in range(len(parts), 0, -1)]
+    for prefix in prefixes:
+        name = ENV_PREFIX + "__".join(prefix).upper()
+        if name in env:
+            return f"environment variable {name}"
+    for directory in dirs if dirs is not None else secret_dirs():
+        for prefix in prefixes:
+            candidate = directory / "__".join(prefix)
+            if candidate.is_file():
+                return f"secret file {candidate}"
+    return None
+
+
+def format_validation_error(exc: ValidationError, path: Path | None = None,
+                            dirs: list[Path] | None = None) -> str:
+    """One line per problem: ``key.path: what is wrong``, naming where the value came from.
+
+    A value set by an environment variable or a secret file is blamed on it, not
+    on the TOML file, which may not even contain the key.
+    """
     lines = []
+    from_file = False
     for err in exc.errors(include_url=False, include_input=False):
-        loc = [str(p) for p in err["loc"] if str(p) not in _TAGS]
-        key = ".".join(loc) or "(top level)"
+        parts = _key_path(err["loc"])
+        key = ".".join(parts) or "(top level)"
         kind = err["type"]
         msg = err["msg"]
         if kind == "extra_forbidden":
@@ -494,8 +579,13 @@ def format_validation_error(exc: ValidationError, path: Path | None = None) -> s
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
         if kind == "value_error" and msg.startswith(("integrations.", "web.")):
-            lines.append(msg)
-        else:
+            key, _, msg = msg.partition(": ")
+            parts = key.split(".")
+        source = value_source(parts, dirs) if kind != "missing" else None
+        if source is None:
+            from_file = True
             lines.append(f"{key}: {msg}")
-    where = f"{path}: " if path else ""
+        else:
+            lines.append(f"{key}: {msg} (set by {source})")
+    where = f"{path}: " if path and from_file else ""
     return where + "invalid configuration\n  " + "\n  ".join(lines)

@@ -231,6 +231,11 @@ class MoySkladClient:
             )
         return [r for r in page if isinstance(r, dict)], meta
 
+    async def first_products(self, limit: int = 1) -> list[dict[str, Any]]:
+        """One page of ``entity/product`` (what a credentials check reads)."""
+        rows, _meta = await self._product_page({"limit": limit, "offset": 0})
+        return rows
+
     async def products(
         self, key: SourceKey = "article", *, updated_since: datetime | None = None,
     ) -> list[dict[str, Any]]:

@@ -444,14 +444,12 @@ class Daemon:
     async def _start_web(self, config: Config) -> web.AppRunner | None:
         if not config.web.enabled or self._web_factory is None:
             return None
+        from stocksyncd.runtime.web.server import start_server
+
         app = self._web_factory(self)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, config.web.host, config.web.port)
         try:
-            await site.start()
+            runner = await start_server(app, config.web)
         except OSError as exc:
-            await runner.cleanup()
             why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise StartupError(f"web.listen {config.web.listen}: cannot listen: {why}") from exc
         logger.info("web page on http://{}", config.web.listen)
@@ -558,7 +556,9 @@ class Daemon:
         self._set_up_metrics(new)
         self._scheduler.apply(self._specs(new))
 
-        if (new.web.enabled, new.web.listen) != (old.web.enabled, old.web.listen):
+        from stocksyncd.runtime.web.server import server_settings
+
+        if server_settings(new.web) != server_settings(old.web):
             await self._restart_web(new)
         logger.info("configuration reloaded: {}", self._status())
         self.notifier.ready(self._status())

@@ -144,8 +144,9 @@ class StateStore(Protocol):
         """One run with all its changes."""
         ...
 
-    async def last_success(self, integration: str) -> datetime | None:
-        """When the integration last finished with status ``ok``."""
+    async def last_success(self, integration: str, *,
+                           include_dry_runs: bool = True) -> datetime | None:
+        """When the integration last finished with status ``ok`` (dry runs only if asked)."""
         ...
 
     async def plan_changes(self, run_id: str, changes: Sequence[Change], *,

@@ -330,11 +330,14 @@ class SqlStateStore:
         ]
         return record
 
-    async def last_success(self, integration: str) -> datetime | None:
-        """When the integration last finished with status ``ok``."""
+    async def last_success(self, integration: str, *,
+                           include_dry_runs: bool = True) -> datetime | None:
+        """When the integration last finished with status ``ok`` (dry runs only if asked)."""
         query = sa.select(sa.func.max(t.runs.c.finished_at)).where(
             t.runs.c.integration == integration, t.runs.c.status == "ok"
         )
+        if not include_dry_runs:
+            query = query.where(t.runs.c.dry_run == sa.false())
         async with self._read() as conn:
             value = (await conn.execute(query)).scalar()
         # max() over a TypeDecorator column loses the type on some backends.

@@ -178,3 +178,84 @@ def test_durations(value: object, seconds: float) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+def test_default_state_path_is_absolute() -> None:
+    from stocksyncd.config import DaemonConfig
+
+    # sqlite:/// + an absolute path: four slashes, the same file from any directory.
+    assert DaemonConfig().state_url == "sqlite:////var/lib/stocksyncd/state.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", "is empty"), ("# nothing yet\n\n", "is empty"),
+     ('[daemon]\nlog_level = "DEBUG"\n', "configures no integration"),
+     ("[integrations]\n", "configures no integration")],
+)
+def test_a_config_without_integrations_is_an_error(tmp_path: Path, text: str,
+                                                   expected: str) -> None:
+    message = error_of(tmp_path, text)
+    assert expected in message and "[integrations.NAME]" in message, message
+
+
+def test_an_environment_error_is_blamed_on_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STOCKSYNCD_INTEGRATIONS__PARTS__MOUSER_SUPPLIER", "many")
+    monkeypatch.setenv("STOCKSYNCD_DAEMON__LOG_LEVL", "debug")
+    message = error_of(tmp_path, BASE)
+    assert ("integrations.parts.mouser_supplier: Input should be a valid integer, unable to "
+            "parse string as an integer (set by environment variable "
+            "STOCKSYNCD_INTEGRATIONS__PARTS__MOUSER_SUPPLIER)") in message, message
+    assert ("daemon.log_levl: unknown key (set by environment variable "
+            "STOCKSYNCD_DAEMON__LOG_LEVL)") in message, message
+    # Nothing is wrong with the file, so the message does not start with its name.
+    assert message.startswith("invalid configuration"), message
+
+
+def test_a_model_level_error_from_the_environment_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STOCKSYNCD_WEB__LISTEN", "0.0.0.0:8780")
+    message = error_of(tmp_path, BASE)
+    assert "web.listen: 0.0.0.0:8780 is not a loopback address" in message
+    assert "(set by environment variable STOCKSYNCD_WEB__LISTEN)" in message
+
+
+def test_a_file_error_still_names_the_file(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKSYNCD_DAEMON__LOG_LEVEL", "debug")
+    message = error_of(tmp_path, BASE.replace("mouser_supplier = 3", "mouser_supplier = 0"))
+    assert message.startswith(f"{tmp_path / 'config.toml'}: invalid configuration"), message
+    assert "integrations.parts.mouser_supplier: Input should be greater than or equal to 1\n" in (
+        message + "\n")
+
+
+def test_a_bad_secret_file_is_blamed_on_the_file(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "integrations__parts__calls_per_day").write_text("lots")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    message = error_of(tmp_path, BASE)
+    assert f"(set by secret file {creds / 'integrations__parts__calls_per_day'})" in message
+
+
+def test_an_integration_named_like_its_type_keeps_its_name(tmp_path: Path) -> None:
+    text = BASE.replace("[integrations.parts]", '[integrations."mouser-inventree"]').replace(
+        "[integrations.fulfilment]", '[integrations."kak2c-insales"]'
+    ).replace("mouser_supplier = 3", 'mouser_supplier = 3\nevery = "soon"').replace(
+        'login = "user@example.com"', 'login = "user@example.com"\nevery = "sometime"')
+    message = error_of(tmp_path, text)
+    assert "integrations.mouser-inventree.every: 'soon' is not a duration" in message, message
+    assert "integrations.kak2c-insales.every: 'sometime' is not a duration" in message, message
+    assert "integrations.every" not in message
+
+
+def test_allowed_hosts_are_names_without_port(tmp_path: Path) -> None:
+    text = BASE + '[web]\nallowed_hosts = ["Stock.Example.COM.", "::1"]\n'
+    ok = load_config(write(tmp_path, text))
+    assert ok.web.allowed_hosts == ("stock.example.com", "::1")
+    message = error_of(tmp_path, BASE + '[web]\nallowed_hosts = ["stock.example.com:8780"]\n')
+    assert "web.allowed_hosts" in message and "without port" in message

@@ -16,6 +16,12 @@ state_url = "sqlite:///state.db"
 
 [shops.main]
 {shop}
+
+[integrations.fulfilment]
+type = "kak2c-insales"
+shop = "main"
+login = "l"
+password = "p"
 """
 
 

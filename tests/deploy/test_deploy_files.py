@@ -54,7 +54,10 @@ def test_unit_has_the_directives_that_matter() -> None:
     assert d["Service.Restart"] == ["on-failure"]
     assert d["Service.RestartPreventExitStatus"] == ["2"]
     assert int(d["Service.WatchdogSec"][0]) > 0
-    assert d["Service.DynamicUser"] == ["yes"]
+    # A fixed system user (sysusers.d), so the config's group can grant it read access.
+    assert "Service.DynamicUser" not in d
+    assert d["Service.User"] == ["stocksyncd"] and d["Service.Group"] == ["stocksyncd"]
+    assert int(d["Service.LimitNOFILE"][0]) >= 4 * WebConfig().max_connections
     assert d["Service.StateDirectory"] == ["stocksyncd"]
     assert d["Service.NoNewPrivileges"] == ["yes"]
     assert d["Service.ProtectSystem"] == ["strict"]
@@ -74,7 +77,8 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     # verify insists that ExecStart exists: point it at this interpreter.
-    text = UNIT.read_text().replace("/usr/local/bin/stocksyncd", sys.executable)
+    text = UNIT.read_text().replace("/opt/stocksyncd/bin/stocksyncd", sys.executable)
+    assert text != UNIT.read_text()
     unit = tmp_path / "stocksyncd.service"
     unit.write_text(text)
     proc = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,

@@ -74,6 +74,33 @@ def test_check_config_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert expected in captured.err and captured.out == ""
 
 
+@pytest.mark.parametrize("command", [["check-config"], ["sync", "fulfilment", "--dry-run"],
+                                     ["check"], ["run"], ["test", "fulfilment"]])
+def test_config_option_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         command: list[str]) -> None:
+    from stocksyncd.cli import build_parser
+
+    path = good(tmp_path)
+    args, extra = build_parser().parse_known_args([*command, "--config", path])
+    assert extra == [] and str(args.config) == path
+    # Given before the command, it is not lost when the command has none.
+    args, _ = build_parser().parse_known_args(["--config", path, *command])
+    assert str(args.config) == path
+
+
+def test_check_config_after_the_command_runs(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", good(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("OK: 2 integrations")
+
+
+def test_an_empty_config_fails_the_check(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", write(tmp_path, "")]) == 2
+    captured = capsys.readouterr()
+    assert "is empty" in captured.err and captured.out == ""
+
+
 def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "none.toml"), "check-config"]) == 2
     assert "config file not found" in capsys.readouterr().err

@@ -53,9 +53,11 @@ class FakeState:
     async def get_run(self, run_id: str) -> RunRecord | None:
         return next((r for r in self.runs if r.run_id == run_id), None)
 
-    async def last_success(self, integration: str) -> datetime | None:
+    async def last_success(self, integration: str, *,
+                           include_dry_runs: bool = True) -> datetime | None:
         return next((r.finished_at for r in self.runs
-                     if r.integration == integration and r.status == "ok"), None)
+                     if r.integration == integration and r.status == "ok"
+                     and (include_dry_runs or not r.dry_run)), None)
 
     async def leases(self) -> list[Lease]:
         return list(self.lease_list)

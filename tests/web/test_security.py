@@ -93,7 +93,7 @@ async def test_csrf_token_is_bound_to_the_session(make_client: ClientFactory,
     client = await make_client(with_token(view))
     anonymous = await csrf_from(client, "/login")
     headers = {"Authorization": f"Bearer {TOKEN}",
-               "Cookie": f"{security.SESSION_COOKIE}={security.session_value(TOKEN)}"}
+               "Cookie": f"{security.SESSION_COOKIE}={security.session_value(TOKEN, 2**40)}"}
     resp = await client.post("/integrations/warehouse/run", data={"csrf_token": anonymous},
                              headers=headers)
     assert resp.status == 403

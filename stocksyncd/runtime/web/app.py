@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from aiohttp import web
 from loguru import logger
 
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
+from stocksyncd.config import WebConfig
 from stocksyncd.errors import StockSyncError
 from stocksyncd.runtime.view import DaemonView
 from stocksyncd.runtime.web import collect, pages, review, security
@@ -30,6 +32,8 @@ OPEN_PATHS = ("/healthz", "/login", "/static/")
 VIEW: web.AppKey[DaemonView] = web.AppKey("view", DaemonView)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock", Clock)
 SECRET: web.AppKey[bytes] = web.AppKey("secret", bytes)
+THROTTLE: web.AppKey[security.LoginThrottle] = web.AppKey("throttle", security.LoginThrottle)
+SIGNED_OUT: web.AppKey[security.SignedOut] = web.AppKey("signed_out", security.SignedOut)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,6 +44,22 @@ def _view(request: web.Request) -> DaemonView:
 
 def _token(request: web.Request) -> str:
     return _view(request).config.web.token.get_secret_value()
+
+
+def _web(request: web.Request) -> WebConfig:
+    return _view(request).config.web
+
+
+def _throttle(request: web.Request) -> security.LoginThrottle:
+    """The login limiter, following the current config (a reload may change it)."""
+    throttle, cfg = request.app[THROTTLE], _web(request)
+    throttle.attempts, throttle.window = cfg.login_attempts, cfg.login_window
+    return throttle
+
+
+def _signed_in(request: web.Request) -> bool:
+    return security.is_authenticated(request, _token(request), request.app[CLOCK].time(),
+                                     request.app[SECRET], signed_out=request.app[SIGNED_OUT])
 
 
 def _csrf(request: web.Request) -> str:
@@ -68,7 +88,8 @@ def redirect_with_flash(request: web.Request, location: str, kind: str,
     payload = base64.urlsafe_b64encode(orjson.dumps([kind, text[:600]])).decode()
     response = see_other(location)
     response.set_cookie(FLASH_COOKIE, f"{payload}.{_flash_sig(request.app[SECRET], payload)}",
-                        httponly=True, samesite="Strict", path="/")
+                        httponly=True, samesite="Strict", path="/",
+                        secure=security.is_https(request, _web(request)))
     return response
 
 
@@ -99,10 +120,27 @@ def _page(request: web.Request, render: Callable[[tuple[str, str] | None], str])
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token on every route but the open ones; CSRF and origin checks on every POST."""
+    """Allowed hosts everywhere; the token on every route but the open ones; CSRF and
+    origin checks on every POST."""
+    refused = security.check_host(request, _web(request))
+    if refused is not None:
+        logger.debug("web request refused: {}", refused)
+        raise web.HTTPMisdirectedRequest(text=f"421 Misdirected Request: {refused}\n")
     path = request.path
-    if not path.startswith(OPEN_PATHS) and not security.is_authenticated(
-            request, _token(request), request.app[SECRET]):
+    if not path.startswith(OPEN_PATHS) and _token(request) and security.bearer(request):
+        # Guessing through the Authorization header counts against the same limit
+        # as the login form, and a client over it is refused even the right token.
+        throttle, now = _throttle(request), request.app[CLOCK].time()
+        client = security.client_address(request, _web(request))
+        wait = throttle.retry_after(client, now)
+        if wait > 0:
+            raise web.HTTPTooManyRequests(
+                text=f"too many wrong tokens; try again in {wait:.0f} s\n",
+                headers={"Retry-After": str(math.ceil(wait))})
+        if not _signed_in(request):
+            throttle.failed(client, now)
+            logger.warning("web request with a wrong token refused from {}", client)
+    if not path.startswith(OPEN_PATHS) and not _signed_in(request):
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
             raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
         raise web.HTTPUnauthorized(
@@ -354,8 +392,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     """``GET /login``."""
     view = _view(request)
     next_path = security.safe_next(request.query.get("next"))
-    if not _token(request) or security.is_authenticated(request, _token(request),
-                                                        request.app[SECRET]):
+    if not _token(request) or _signed_in(request):
         raise web.HTTPSeeOther(next_path)
     return _html(pages.login_page(_csrf(request), next_path=next_path, error=None,
                                   replica=view.replica))
@@ -364,19 +401,56 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 async def login_submit(request: web.Request) -> web.StreamResponse:
     """``POST /login`` (the CSRF check already passed in the middleware)."""
     view = _view(request)
+    cfg = view.config.web
     form = await request.post()
     next_path = security.safe_next(str(form.get("next") or "/"))
     token = _token(request)
     given = form.get("token")
     if not token:
         raise web.HTTPSeeOther(next_path)
+    throttle = _throttle(request)
+    client = security.client_address(request, cfg)
+    now = request.app[CLOCK].time()
+    # Checked before the token: over the limit, even the right token must wait.
+    wait = throttle.retry_after(client, now)
+    if wait > 0:
+        # DEBUG: the wrong tokens that led here were logged; a locked-out client
+        # hammering on must not flood the log.
+        logger.debug("web login from {} refused: too many wrong tokens", client)
+        response = _html(pages.login_page(
+            _csrf(request), next_path=next_path, replica=view.replica,
+            error=f"Too many wrong tokens; try again in {wait:.0f} s."), status=429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     if not isinstance(given, str) or not security.token_matches(given, token):
-        logger.warning("web login refused from {}", request.remote)
+        throttle.failed(client, now)
+        logger.warning("web login refused from {}", client)
         return _html(pages.login_page(_csrf(request), next_path=next_path,
                                       error="That token is not right.", replica=view.replica),
                      status=401)
+    throttle.succeeded(client)
     response = see_other(next_path)
-    security.set_session_cookie(response, request, token, request.app[SECRET])
+    security.set_session_cookie(response, request, token, cfg=cfg, now=now,
+                                secret=request.app[SECRET])
+    return response
+
+
+async def logout_form(request: web.Request) -> web.StreamResponse:
+    """``GET /logout``: a sign-out button (signing out changes state, so it is a POST)."""
+    view = _view(request)
+    body = ('<section class="card login"><h1>Sign out</h1>'
+            + pages.post_button("/logout", "Sign out", _csrf(request), "primary")
+            + "</section>")
+    return _html(pages.layout("Sign out", body, active="", replica=view.replica))
+
+
+async def logout_submit(request: web.Request) -> web.StreamResponse:
+    """``POST /logout``: forget the session cookie."""
+    response = see_other("/login" if _token(request) else "/")
+    cookie = request.cookies.get(security.SESSION_COOKIE, "")
+    if cookie:
+        request.app[SIGNED_OUT].add(cookie)
+    security.clear_session_cookie(response, request, _web(request))
     return response
 
 
@@ -392,6 +466,9 @@ def create_app(view: DaemonView, *, clock: Clock = SYSTEM_CLOCK,
     app[VIEW] = view
     app[CLOCK] = clock
     app[SECRET] = secret
+    web_cfg = view.config.web
+    app[THROTTLE] = security.LoginThrottle(web_cfg.login_attempts, web_cfg.login_window)
+    app[SIGNED_OUT] = security.SignedOut()
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -405,5 +482,7 @@ def create_app(view: DaemonView, *, clock: Clock = SYSTEM_CLOCK,
     app.router.add_post("/review/{entry_id}/create/{hit}", review_create)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
+    app.router.add_get("/logout", logout_form)
+    app.router.add_post("/logout", logout_submit)
     app.router.add_static("/static/", STATIC, show_index=False)
     return app

@@ -33,8 +33,12 @@ def job_interval(job: JobInfo, now: datetime) -> float | None:
 
 async def _health_input(view: DaemonView, job: JobInfo, limit: int,
                         holders: dict[str, str], now: datetime) -> JobHealthInput:
+    # The last success comes from the whole stored history, not only the runs
+    # fetched here: a few aborted runs must not hide the ok ones before them. A
+    # manual dry run of a live integration is not a success of that integration.
     runs, stored = await asyncio.gather(
-        view.state.recent_runs(job.name, limit=limit), view.state.last_success(job.name)
+        view.state.recent_runs(job.name, limit=limit),
+        view.state.last_success(job.name, include_dry_runs=job.dry_run),
     )
     return JobHealthInput(
         name=job.name,
@@ -42,8 +46,7 @@ async def _health_input(view: DaemonView, job: JobInfo, limit: int,
         dry_run=job.dry_run,
         interval_s=job_interval(job, now),
         runs=[RunBrief(r.status, r.dry_run, r.finished_at, r.started_at) for r in runs],
-        # A live integration's stored success may be a manual dry run; trust only ours.
-        stored_last_success=stored if job.dry_run or not runs else None,
+        stored_last_success=stored,
         # On a shared store the lease table is the truth; the daemon's own view
         # of other replicas' leases is only refreshed with its heartbeat.
         lease_holder=(holders.get(job.name) if view.state.backend == "postgresql"
