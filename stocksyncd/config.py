@@ -213,7 +213,11 @@ class Kak2cInSalesConfig(StockSyncOptions):
     source_key: Literal["barcode", "variant_id"] = "barcode"
     target_key: Literal["barcode", "sku"] = "barcode"
     stock_field: str = "stockTotal"
-    page_size: int = Field(default=100, ge=1, le=1000)
+    # Kak2c documents no limits: these are assumptions measured against the
+    # simulator (docs/benchmarks.md, "Kak2c paging").
+    page_size: int = Field(default=500, ge=1, le=1000)
+    concurrency: int = Field(default=4, ge=1, le=16)
+    requests_per_second: float = Field(default=10.0, gt=0, le=100)
 
 
 class MouserInvenTreeConfig(IntegrationBase):
