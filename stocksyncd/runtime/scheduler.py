@@ -74,8 +74,9 @@ def schedule_period(spec: JobSpec, now: datetime) -> float:
     if spec.every is not None:
         return spec.every
     trigger = build_trigger(JobSpec(spec.name, None, spec.cron, 0.0, False))
-    first = trigger.get_next_fire_time(None, now)
-    second = None if first is None else trigger.get_next_fire_time(first, first)
+    first: datetime | None = trigger.get_next_fire_time(None, now)
+    second: datetime | None = (None if first is None
+                               else trigger.get_next_fire_time(first, first))
     if first is None or second is None:
         return 0.0
     return (second - first).total_seconds()
