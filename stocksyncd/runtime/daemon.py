@@ -29,6 +29,7 @@ from stocksyncd.integrations import registry
 from stocksyncd.integrations.base import Integration, Resources
 from stocksyncd.redact import register_secrets
 from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
+from stocksyncd.runtime.fairshare import FairShare
 from stocksyncd.runtime.heap import settle_heap
 from stocksyncd.runtime.logs import setup_logging
 from stocksyncd.runtime.resources import IntegrationResources, SharedResources
@@ -156,6 +157,7 @@ class Daemon:
         self._retiring: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._leases: dict[str, str] = {}
+        self._fair: FairShare | None = None
         self._runner: web.AppRunner | None = None
         self._intents: asyncio.Queue[str] = asyncio.Queue()
         self._stopping = False
@@ -262,6 +264,8 @@ class Daemon:
         assert me is not None
         try:
             if lease:
+                if trigger == "schedule" and not await self._my_turn(live.name):
+                    return
                 if not await state.try_acquire_lease(key, self.replica, ttl):
                     logger.debug("{}: another replica holds the lease; not running", live.name)
                     return
@@ -296,6 +300,13 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - only state store errors get here
 
             logger.error("{}: run could not be recorded: {}", live.name, exc)
+
+    async def _my_turn(self, name: str) -> bool:
+        """Whether this replica takes ``name``'s tick (its fair share; see fairshare)."""
+        spec = self._scheduler.specs.get(name)
+        now = self.clock.now()
+        period = None if spec is None else period_of(spec, self._scheduler.next_run(name), now)
+        return self._fair is None or await self._fair.my_turn(name, period)
 
     async def _done_this_period(self, name: str) -> bool:
         """Another replica (or we) already ran this period's scheduled run (see scheduler)."""
@@ -473,6 +484,7 @@ class Daemon:
         )
         if stale:
             logger.warning("closed {} run(s) left unfinished by the previous start", stale)
+        self._fair = FairShare(self._state, self.replica, clock=self.clock)
         self._resources = SharedResources(clock=self.clock, observer=self.metrics,
                                           state=self._state)
         self._executor = Executor(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from stocksyncd.clock import Clock
 from stocksyncd.config import Config
 from stocksyncd.http.transport import ExchangeRecord
 from stocksyncd.integrations.base import Integration, Resources, RunContext, RunResult
-from stocksyncd.state.api import Lease, RunRecord
+from stocksyncd.state.api import Lease, ReplicaInfo, RunRecord
 
 
 class MemoryStore:
@@ -25,6 +25,7 @@ class MemoryStore:
         self.lease_holders: dict[str, str] = {}
         self.lease_calls: list[tuple[str, str, str]] = []
         self.heartbeats = 0
+        self.live_replicas: list[str] = []  # other replicas reporting in (fair share)
         self.pruned_to: int | None = None
         self.quotas_pruned_before: datetime | None = None
         self.closed = False
@@ -91,6 +92,10 @@ class MemoryStore:
     async def heartbeat(self, replica: str, *, started_at: datetime, version: str,
                         info: dict[str, Any] | None = None) -> None:
         self.heartbeats += 1
+
+    async def replicas(self, *, seen_within: float) -> list[ReplicaInfo]:
+        return [ReplicaInfo(replica=r, seen_at=datetime.now(UTC), started_at=datetime.now(UTC),
+                            version="") for r in self.live_replicas]
 
 
 class FakeMetrics:
