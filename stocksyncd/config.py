@@ -91,8 +91,11 @@ class DaemonConfig(Strict):
     replica: str = Field(default_factory=socket.gethostname)
     lease_ttl: Duration = 60.0
     failures_unhealthy: int = Field(default=3, ge=1)
-    # Run history kept per integration (with its audited changes); 0 keeps everything.
+    # Run history (with its audited changes) is kept within all three bounds; 0 turns
+    # one off. Runs per integration, age, and the estimated size of the whole history.
     keep_runs: int = Field(default=20000, ge=0)
+    keep_history: Duration = 30 * 86400.0
+    history_max_mb: int = Field(default=300, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

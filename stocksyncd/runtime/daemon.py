@@ -31,6 +31,7 @@ from stocksyncd.redact import register_secrets
 from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
 from stocksyncd.runtime.fairshare import FairShare
 from stocksyncd.runtime.heap import settle_heap
+from stocksyncd.runtime.history import prune_history
 from stocksyncd.runtime.logs import setup_logging
 from stocksyncd.runtime.resources import IntegrationResources, SharedResources
 from stocksyncd.runtime.scheduler import (
@@ -357,14 +358,8 @@ class Daemon:
     async def _heartbeat(self) -> None:
         beats = 0
         while True:
-            keep = self._config.daemon.keep_runs
-            if keep and beats % PRUNE_EVERY_BEATS == 0:
-                try:
-                    pruned = await self.state.prune_runs(keep_per_integration=keep)
-                    if pruned:
-                        logger.info("deleted {} old run(s) beyond daemon.keep_runs", pruned)
-                except Exception as exc:  # noqa: BLE001 - pruning can wait for the next hour
-                    logger.warning("could not delete old runs: {}", exc)
+            if beats % PRUNE_EVERY_BEATS == 0:
+                await prune_history(self.state, self._config.daemon, self.clock.now())
             if beats % PRUNE_EVERY_BEATS == 0:
                 try:
                     # Mouser's buckets are per minute and per day: older ones are history.

@@ -21,10 +21,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
+from stocksyncd.state import retention
 from stocksyncd.state import schema as t
 from stocksyncd.state.api import ChangeRecord, Lease, ReplicaInfo, ReviewEntry, RunRecord
 from stocksyncd.state.engine import EngineSpec, ensure_wal, make_engine, parse_state_url
 from stocksyncd.state.migrate import upgrade
+from stocksyncd.state.retention import Retention
 
 if TYPE_CHECKING:
     from stocksyncd.integrations.base import RunResult
@@ -192,23 +194,35 @@ class SqlStateStore:
             ))
         return int(closed.rowcount)
 
-    async def prune_runs(self, *, keep_per_integration: int) -> int:
-        """Delete the oldest runs beyond the limit; returns how many were deleted."""
-        keep = max(0, keep_per_integration)
-        ranked = sa.select(
-            t.runs.c.run_id,
-            sa.func.row_number().over(
-                partition_by=t.runs.c.integration,
-                order_by=(t.runs.c.started_at.desc(), t.runs.c.run_id.desc()),
-            ).label("rank"),
-        ).subquery()
-        doomed = sa.select(ranked.c.run_id).where(ranked.c.rank > keep)
-        async with self._tx() as conn:
-            # Explicit, not only ON DELETE CASCADE: cheaper than row-by-row triggers
-            # and independent of SQLite's foreign_keys pragma.
-            await conn.execute(t.run_changes.delete().where(t.run_changes.c.run_id.in_(doomed)))
-            deleted = await conn.execute(t.runs.delete().where(t.runs.c.run_id.in_(doomed)))
-        return int(deleted.rowcount)
+    async def prune_runs(self, *, keep_per_integration: int = 0,
+                         older_than: datetime | None = None,
+                         max_bytes: int | None = None) -> int:
+        """Delete the runs beyond the retention (see ``retention``); how many were deleted."""
+        keep = Retention(keep_per_integration=max(0, keep_per_integration),
+                         older_than=older_than, max_bytes=max_bytes)
+        if not keep.bounded:
+            return 0
+        async with self._read() as conn:
+            mean_text = await conn.scalar(retention.change_text_bytes())
+            change_bytes = retention.per_change_bytes(mean_text)
+            doomed = list((await conn.execute(
+                retention.doomed_runs(keep, change_bytes))).scalars())
+        deleted = 0
+        for start in range(0, len(doomed), retention.DELETE_BATCH):
+            async with self._tx() as conn:
+                for stmt in retention.delete_runs(doomed[start:start + retention.DELETE_BATCH]):
+                    result = await conn.execute(stmt)
+            deleted += int(result.rowcount)
+            await asyncio.sleep(0)  # let runs write between batches
+        return deleted
+
+    async def history_bytes(self) -> int:
+        """The estimated size of the run history (what ``max_bytes`` is compared with)."""
+        async with self._read() as conn:
+            mean_text = await conn.scalar(retention.change_text_bytes())
+            total = await conn.scalar(
+                retention.history_bytes(retention.per_change_bytes(mean_text)))
+        return int(total or 0)
 
     # -- values ---------------------------------------------------------------
     async def get_value(self, scope: str, key: str) -> Any | None:

@@ -27,6 +27,8 @@ class MemoryStore:
         self.heartbeats = 0
         self.live_replicas: list[str] = []  # other replicas reporting in (fair share)
         self.pruned_to: int | None = None
+        self.pruned_older_than: datetime | None = None
+        self.pruned_max_bytes: int | None = None
         self.quotas_pruned_before: datetime | None = None
         self.closed = False
 
@@ -62,8 +64,12 @@ class MemoryStore:
             closed += 1
         return closed
 
-    async def prune_runs(self, *, keep_per_integration: int) -> int:
+    async def prune_runs(self, *, keep_per_integration: int = 0,
+                         older_than: datetime | None = None,
+                         max_bytes: int | None = None) -> int:
         self.pruned_to = keep_per_integration
+        self.pruned_older_than = older_than
+        self.pruned_max_bytes = max_bytes
         return 0
 
     async def prune_quotas(self, *, before: datetime) -> int:
