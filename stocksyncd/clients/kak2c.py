@@ -277,6 +277,12 @@ class Kak2cClient:
         never have seen them). A page that fails after its retries fails the call.
         """
         first, total = await self.products_page(0, size)
+        if 0 < len(first) < min(size, total):
+            # A server that caps the page size answers fewer than asked: page on in
+            # its size, or every page after the first would skip products.
+            logger.warning("kak2c: asked for {asked} products a page, got {got}; paging by "
+                           "{got}", asked=size, got=len(first))
+            size = len(first)
         pages = math.ceil(total / size) if size else 1
         fetched: dict[int, list[Any]] = {0: list(first)}
         numbers = iter(range(1, pages))

@@ -241,3 +241,14 @@ async def test_concurrent_paging_fails_when_a_page_fails(
     client = make_client(sim, session, clock, observer=AfterFirstPage(refuse_next_page))
     with pytest.raises(StockSyncError, match="bad page"):
         await client.products(size=100, concurrency=4)
+
+
+async def test_a_server_side_page_cap_does_not_skip_products(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(1000, seed=14, shape="single")
+    sim.max_page_size = 300
+    client = make_client(sim, session, clock)
+    products = await client.products(size=500, concurrency=4)
+    assert [p["id"] for p in products] == [p["id"] for p in sim.products]
+    assert sim.count("GET", "/products") == 4  # 300 a page after the first
