@@ -25,10 +25,11 @@ from stocksyncd.state.api import RunRecord
 # (at most a minute) so integrations on the same host do not line up.
 DEFAULT_JITTER_SHARE = 0.05
 MAX_DEFAULT_JITTER = 60.0
-# Start-up runs are spread evenly over one period of their schedule, so hundreds of
-# jobs neither all hit at once nor wait minutes for their turn (300 one-minute jobs
-# first run 0.2 s apart, within the first minute). A few jobs are spread no wider
-# than this much each, so a handful of hourly jobs still start within seconds.
+# Jobs scheduled together are spread evenly over one period of their schedule, so
+# hundreds of jobs neither all hit at once nor wait minutes for their first turn
+# (300 one-minute jobs run 0.2 s apart, the first within the first minute). A few
+# jobs are spread no wider than this much each, so a handful of hourly jobs still
+# start within seconds of each other.
 START_STAGGER = 2.0
 # Replicas sharing a PostgreSQL store each fire every job on their own timer. The
 # lease keeps their runs apart but not out of one period, so a scheduled run is
@@ -133,15 +134,23 @@ def _crontab_weekdays(field: str) -> str:
     return re.sub(r"(?<![/\d])([0-7])(?!\d)", lambda m: _DOW_NAMES[int(m.group(1))], field)
 
 
-def build_trigger(spec: JobSpec) -> IntervalTrigger | CronTrigger:
-    """The APScheduler trigger for ``spec`` (cron in UTC, crontab weekday numbering)."""
+def build_trigger(spec: JobSpec, start: datetime | None = None) -> IntervalTrigger | CronTrigger:
+    """The APScheduler trigger for ``spec`` (cron in UTC, crontab weekday numbering).
+
+    ``start`` is an interval job's first tick; its later ticks follow every
+    ``every`` from there (by default a whole period after now).
+    """
     jitter = int(spec.jitter) if spec.jitter >= 1 else None
     if spec.cron is not None:
         minute, hour, day, month, dow = spec.cron.split()
         return CronTrigger(minute=minute, hour=hour, day=day, month=month,
                            day_of_week=_crontab_weekdays(dow), timezone=UTC, jitter=jitter)
     assert spec.every is not None
-    return IntervalTrigger(seconds=spec.every, jitter=jitter, timezone=UTC)
+    return IntervalTrigger(seconds=spec.every, jitter=jitter, timezone=UTC, start_date=start)
+
+
+def _iso(when: datetime | None) -> str:
+    return "never" if when is None else when.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 class JobScheduler:
@@ -192,24 +201,33 @@ class JobScheduler:
                 self._scheduler.remove_job(name)
                 del self._specs[name]
                 logger.info("unscheduled {}", name)
-        starting = [spec for name, spec in specs.items()
-                    if name not in self._specs and spec.run_at_start]
-        offsets = start_offsets(starting, now)
+        # Jobs added or changed together are spread over one period. For an interval
+        # job the offset moves its whole series (its ticks stay apart run after run);
+        # a cron job keeps its aligned ticks and only its start-up run is spread.
+        offsets = start_offsets(
+            [spec for name, spec in specs.items() if self._specs.get(name) != spec], now)
         for name, spec in specs.items():
             old = self._specs.get(name)
             if old == spec:
                 continue
             kwargs: dict[str, Any] = {}
-            if name in offsets:
-                delay = self.start_delay + offsets[name]
-                kwargs["next_run_time"] = now + timedelta(seconds=delay)
+            first = self.start_delay if old is None and spec.run_at_start else None
+            start = None
+            if spec.every is not None:
+                wait = spec.every if first is None else first
+                start = now + timedelta(seconds=offsets[name] + wait)
+                # Explicit, so a start already past (no start delay) still runs now.
+                kwargs["next_run_time"] = start
+            elif first is not None:
+                kwargs["next_run_time"] = now + timedelta(seconds=first + offsets[name])
             if old is not None:
                 self._scheduler.remove_job(name)
             self._scheduler.add_job(
-                self._fire, trigger=build_trigger(spec), args=[name], id=name, name=name,
+                self._fire, trigger=build_trigger(spec, start), args=[name], id=name, name=name,
                 max_instances=1, coalesce=True, misfire_grace_time=spec.misfire_grace,
                 **kwargs,
             )
             self._specs[name] = spec
-            logger.info("scheduled {} ({})", name,
-                        f"cron {spec.cron} UTC" if spec.cron else f"every {spec.every:g}s")
+            logger.info("scheduled {} ({}), first run at {}", name,
+                        f"cron {spec.cron} UTC" if spec.cron else f"every {spec.every:g}s",
+                        _iso(self.next_run(name)))

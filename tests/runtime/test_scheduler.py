@@ -36,3 +36,20 @@ async def test_scheduler_applies_the_spread_to_new_jobs_only() -> None:
     sched.apply({**specs, "new": JobSpec("new", 60.0, None, 0.0, True)}, now=now)
     assert (sched.next_run("new") - now).total_seconds() == pytest.approx(1.0, abs=0.01)  # type: ignore[operator]
     sched.shutdown()
+
+
+async def test_interval_jobs_stay_spread_after_their_first_run() -> None:
+    sched = JobScheduler(lambda _: None, start_delay=1)
+    sched.start()
+    now = datetime.now(UTC)
+    specs = {f"j{i}": JobSpec(f"j{i}", 60.0, None, 0.0, i % 2 == 0) for i in range(4)}
+    sched.apply(specs, now=now)
+    firsts = {n: sched.next_run(n) for n in specs}
+    offsets = {n: (when - now).total_seconds() for n, when in firsts.items()}  # type: ignore[operator]
+    # Run at start: after the start delay; otherwise one period later; both spread.
+    assert offsets == pytest.approx({"j0": 1.0, "j1": 62.0, "j2": 5.0, "j3": 66.0}, abs=0.01)
+    for name, when in firsts.items():
+        trigger = sched._scheduler.get_job(name).trigger
+        following = trigger.get_next_fire_time(when, when)
+        assert (following - when).total_seconds() == pytest.approx(60.0)
+    sched.shutdown()
