@@ -9,9 +9,9 @@ What runs:
   variants and one InSales shop holding the same catalogue (bench/scenario.py),
   both with ``--latency`` per request. Every job reads that one Kak2c account
   and has a shop section of its own (so a limiter and a budget of its own), all
-  pointing at the one simulated InSales. The InSales simulator's own budget is
-  lifted: the daemon's limiter per shop still keeps each job within 500
-  requests per 5 minutes, as separate real shops would. Stock does not change
+  pointing at the one simulated InSales, which keeps a budget (500 requests per
+  5 minutes) and reports its use per shop's credentials, as separate real
+  shops would. Stock does not change
   (quiet minutes: the common case of an every-minute job).
 - ``--replicas`` daemon processes (``python -m stocksyncd run``), each configured
   with the same ``--jobs`` ``kak2c-insales`` integrations, every one on ``every = "1m"`` or on
@@ -55,18 +55,75 @@ SCHEDULED = re.compile(r"scheduled (\S+) \(every [\d.]+s\), first run at (\S+)")
 
 
 # -- simulators ------------------------------------------------------------------------
-async def serve(api: str, variants: int, latency: float) -> None:
-    """Serve one simulator with the benchmark catalogue until stdin closes."""
+def shop_key(i: int) -> str:
+    """The InSales API key of shop ``i`` (each shop has its own credentials and budget)."""
+    return f"{scenario.INSALES_KEY}-{i:03d}"
+
+
+def many_shops(shops: int, **kwargs: Any) -> Any:
+    """An InSales simulator serving one catalogue to ``shops`` shops' credentials.
+
+    Real shops each have their own budget (500 requests per 5 minutes) and report
+    their own use in ``API-Usage-Limit``; one catalogue serves them all here to keep
+    the simulator's memory down, but the budget and the header are per shop.
+    """
+    import base64
+    import contextvars
+    from email.utils import formatdate
+
+    from aiohttp import web
+
+    from stocksyncd.simulators.base import json_response
     from stocksyncd.simulators.insales import InSalesSimulator
+
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("shop")
+
+    class ManyShops(InSalesSimulator):
+        def __init__(self) -> None:
+            super().__init__(**kwargs)
+            self.keys = {
+                "Basic " + base64.b64encode(
+                    f"{shop_key(i)}:{scenario.INSALES_PASSWORD}".encode()).decode(): shop_key(i)
+                for i in range(shops)}
+            self.budgets: dict[str, list[float]] = {}  # key -> [window start, used]
+
+        def _gate(self, request: web.Request) -> web.Response | None:
+            key = self.keys.get(request.headers.get("Authorization", ""))
+            if key is None:
+                return json_response({"errors": ["401 Unauthorized"]}, status=401)
+            current.set(key)
+            now = self.clock.monotonic()
+            budget = self.budgets.setdefault(key, [now, 0])
+            if now >= budget[0] + self.window:
+                budget[:] = [now, 0]
+            if budget[1] >= self.limit:
+                self.refused += 1
+                return json_response(
+                    {"errors": ["Too many requests"]}, status=self.limit_status,
+                    headers={"Retry-After": str(max(1, int(budget[0] + self.window - now))),
+                             **self._usage()})
+            budget[1] += 1
+            return None
+
+        def _usage(self) -> dict[str, str]:
+            used = int(self.budgets.get(current.get(""), [0, 0])[1])
+            return {"API-Usage-Limit": f"{used}/{self.limit}",
+                    "Date": formatdate(self.clock.time(), usegmt=True)}
+
+    return ManyShops()
+
+
+async def serve(api: str, variants: int, latency: float, shops: int) -> None:
+    """Serve one simulator with the benchmark catalogue until stdin closes."""
+    from bench.sims import ShiftedClock
     from stocksyncd.simulators.kak2c import Kak2cSimulator
 
-    insales = InSalesSimulator(api_key=scenario.INSALES_KEY,
-                               password=scenario.INSALES_PASSWORD, latency=latency,
-                               limit=10**9)
+    clock = ShiftedClock(offset=86400.0)  # the catalogue was last touched a day ago
+    insales = many_shops(shops, latency=latency, clock=clock)
     shop = scenario.shop(insales, variants, seed=1)
+    clock.offset = 0.0
     if api == "insales":
         sim: Any = insales
-        url = insales.url
     else:
         sim = Kak2cSimulator(login=scenario.KAK2C_LOGIN, password=scenario.KAK2C_PASSWORD,
                              latency=latency)
@@ -78,10 +135,11 @@ async def serve(api: str, variants: int, latency: float) -> None:
     await sim.stop()
 
 
-def start_sim(api: str, variants: int, latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_sim(api: str, variants: int, latency: float,
+              shops: int) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.scale", "--serve", api, "--variants", str(variants),
-         "--latency", str(latency)],
+         "--latency", str(latency), "--jobs", str(shops)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -97,7 +155,7 @@ def config_text(*, state_url: str, replica: str, jobs: int, schedule: str,
              'log_format = "text"', "[web]", "enabled = false"]
     for i in range(jobs):
         lines += [f"[shops.s{i:03d}]", f'url = "{insales}"',
-                  f'api_key = "{scenario.INSALES_KEY}"',
+                  f'api_key = "{shop_key(i)}"',
                   f'password = "{scenario.INSALES_PASSWORD}"']
     for i in range(jobs):
         lines += [f"[integrations.j{i:03d}]", 'type = "kak2c-insales"', f'shop = "s{i:03d}"',
@@ -222,7 +280,8 @@ def process_summary(points: list[tuple[float, float, float]], since: float) -> d
 
 # -- the benchmark -----------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    sims = [start_sim(api, args.variants, args.latency) for api in ("insales", "kak2c")]
+    sims = [start_sim(api, args.variants, args.latency, args.jobs)
+            for api in ("insales", "kak2c")]
     (_, insales), (_, kak2c) = sims
     tmp = tempfile.TemporaryDirectory()
     schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
@@ -260,6 +319,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             proc.wait(timeout=120)
         runs = asyncio.run(read_runs(state_url))
         logs = {r: p.read_text(errors="replace") for r, p in log_paths.items()}
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for replica, text in logs.items():
+                (Path(args.logs) / f"{replica}.log").write_text(text)
         result = summarise(runs, schedule=args.schedule, logs=logs,
                            since=datetime.fromtimestamp(since, UTC),
                            until=datetime.fromtimestamp(until, UTC),
@@ -314,11 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--series", action="store_true",
                         help="keep each daemon's RSS over time (the idle measurement)")
+    parser.add_argument("--logs", default="", help="keep the daemons' logs in this directory")
     parser.add_argument("--tag", default="", help="added to the result file's name")
     parser.add_argument("--serve", choices=("insales", "kak2c"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.serve, args.variants, args.latency))
+        asyncio.run(serve(args.serve, args.variants, args.latency, args.jobs))
         return 0
     result = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
