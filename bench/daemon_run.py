@@ -27,7 +27,6 @@ from typing import Any
 from loguru import logger
 
 from bench import scenario
-from bench.bound import MS_WEIGHT_TODAY
 
 
 def control(url: str, path: str, method: str = "GET") -> Any:
@@ -58,10 +57,10 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
                             "password": scenario.INSALES_PASSWORD}},
             integrations={"warehouse": {
                 "type": "moysklad-insales", "shop": "main", "token": scenario.MOYSKLAD_TOKEN,
+                # Default settings: the daemon budgets MoySklad's announced weight
+                # of the day (``request_weight`` unset), above what the simulator
+                # charges (2), as in production.
                 "base_url": sims["moysklad"],
-                # What the simulator charges; by default the daemon budgets the
-                # announced weight of the day (3 units from 1 Sep 2026).
-                "request_weight": MS_WEIGHT_TODAY,
             }},
         )
         state = await open_store(config.daemon.state_url)

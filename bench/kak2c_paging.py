@@ -92,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     grid = [(int(ps), int(c)) for ps in args.page_sizes.split(",")
             for c in args.concurrency.split(",")]
-    print(json.dumps(measure(args.size, args.latency, grid)), flush=True)
+    result = measure(args.size, args.latency, grid)
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    name = f"kak2c-paging-{args.size // 1000}k-{args.latency * 1000:.0f}ms.json"
+    (results / name).write_text(json.dumps(result, indent=1))
+    print(json.dumps(result), flush=True)
     return 0
 
 

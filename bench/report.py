@@ -421,3 +421,6 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       + (f"**missed** at {', '.join(missed)}" if missed else "") + " (see the table).\n")
     _analysis(rows, cpu, w)
     (docs / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n")
+    from bench.report_scale import write as write_scale
+
+    write_scale(results, docs / "benchmarks.md")

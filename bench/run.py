@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10,
                         help="extra daemon processes at 10k (a cold and an hourly run "
                              "each), for the run-to-run spread")
+    parser.add_argument("--scale", action="store_true",
+                        help="instead: many jobs in one daemon and in two (bench/scale.py: "
+                             "300 jobs of 10k on every and on cron, 600 on two replicas), "
+                             "the three references (bench/references.py) and Kak2c paging")
     parser.add_argument("--report-only", action="store_true",
                         help="regenerate the docs from bench/results/*.json")
     args = parser.parse_args(argv)
@@ -79,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sizes = [s for s in sizes if s <= 10_000]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if not args.report_only:
+    if args.scale and not args.report_only:
+        from bench.scale_suite import run_suite
+
+        run_suite(args.latency)
+    elif not args.report_only:
         started = time.time()
         for size in sizes:
             print(f"[{size}] stocksyncd ...", flush=True)
