@@ -175,7 +175,8 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
     if big is not None:
         cold = _run(big, "cold")
         w(f"**100k: the MoySklad budget decides.** {big['bound']['requests']['moysklad']} "
-          "MoySklad requests at 2 units each (what the simulator charges) need about "
+          f"MoySklad requests at {big['bound']['assumptions']['moysklad_weight']:g} units each "
+          "(the weight of the day) need about "
           f"{big['bound']['budget_bound_s']:.0f} s of 3-second budget windows; the cold run "
           f"took {cold['wall_s']:.0f} s, {cold['wall_s'] / big['bound']['bound_s']:.1f}x "
           "that bound. stocksyncd runs on default settings: it budgets "
