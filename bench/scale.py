@@ -313,6 +313,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      for api, (sim, _) in zip(("insales", "kak2c"), sims, strict=True)})
         points.update({name: [] for name in pids if name.startswith("sim-")})
         sample(pids, until, args.sample, points)
+        # Runs that started inside the window finish before the daemons are stopped.
+        time.sleep(65.0)
         for proc in daemons.values():
             proc.send_signal(signal.SIGTERM)
         for proc in daemons.values():
