@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stocksyncd.runtime.scheduler import JobScheduler, JobSpec, schedule_period, start_offsets
+from stocksyncd.runtime.scheduler import (
+    JobScheduler,
+    JobSpec,
+    build_trigger,
+    schedule_period,
+    start_offsets,
+)
 
 
 def test_first_runs_of_many_jobs_spread_over_one_interval() -> None:
@@ -53,3 +59,15 @@ async def test_interval_jobs_stay_spread_after_their_first_run() -> None:
         following = trigger.get_next_fire_time(when, when)
         assert (following - when).total_seconds() == pytest.approx(60.0)
     sched.shutdown()
+
+
+def test_interval_jitter_does_not_accumulate() -> None:
+    start = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
+    trigger = build_trigger(JobSpec("j", 60.0, None, 3.0, True), start)
+    fire = trigger.get_next_fire_time(None, start)
+    assert fire is not None
+    for minute in range(1, 500):
+        fire = trigger.get_next_fire_time(fire, fire)
+        assert fire is not None
+        late = (fire - start).total_seconds() - 60 * minute
+        assert 0 <= late <= 3.0  # always within the jitter of its own minute
