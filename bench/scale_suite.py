@@ -17,6 +17,7 @@ STEPS: tuple[tuple[str, ...], ...] = (
     ("bench.kak2c_paging", "--size", "100000", "--latency", "0.3", "--page-sizes", "500",
      "--concurrency", "1,2,4"),
     ("bench.references", "--size", "10000"),
+    ("bench.heartbeat_bytes",),
     ("bench.scale", "--jobs", "300", "--schedule", "every"),
     ("bench.scale", "--jobs", "300", "--schedule", "cron"),
     ("bench.scale", "--jobs", "600", "--replicas", "2", "--schedule", "every"),
@@ -27,6 +28,7 @@ def run_suite(latency: float) -> None:
     """Run every step (each writes its own bench/results/*.json)."""
     for module, *args in STEPS:
         print(f"{module} {' '.join(args)} ...", flush=True)
-        subprocess.run([sys.executable, "-m", module, *args, "--latency", str(latency)]
-                       if "--latency" not in args else [sys.executable, "-m", module, *args],
+        given = "--latency" in args or module == "bench.heartbeat_bytes"
+        extra = [] if given else ["--latency", str(latency)]
+        subprocess.run([sys.executable, "-m", module, *args, *extra],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
