@@ -113,6 +113,7 @@ def _scale(results: Path, w: Any) -> None:
     for r in sorted(runs, key=lambda r: (r["replicas"], r["jobs"], r["schedule"])):
         w(_scale_row(r))
     w("")
+    _limits(runs, w)
 
 
 def _heartbeat(results: Path, w: Any) -> None:
@@ -129,6 +130,31 @@ def _heartbeat(results: Path, w: Any) -> None:
       "replicas to fail over to, takes one beat a minute (each commit is at least one "
       "4 KiB page there). On PostgreSQL every 15-second beat is kept (the fair share and "
       "the failover read it) and carries only the new `seen_at`.\n")
+
+
+def _limits(runs: list[dict[str, Any]], w: Any) -> None:
+    """Where one daemon ends, extrapolated from the single-replica rows."""
+    single = {r["schedule"]: r for r in runs if r["replicas"] == 1}
+    every, cron = single.get("every"), single.get("cron")
+    if every is None and cron is None:
+        return
+    w("**Where one daemon ends.** Everything a daemon does runs on one event loop, so one "
+      "core is its ceiling.")
+    if every is not None:
+        share = every["processes"]["replica-1"]["cpu_share_of_a_core"]
+        w(f" With `every`, {every['jobs']} jobs took {share * 100:.0f}% of a core: about "
+          f"{every['jobs'] / share:.0f} such jobs fill it, and the runs, spread over the "
+          "minute, stay short until close to that.")
+    if cron is not None:
+        slowest = cron["duration_s"]["max"]
+        peak = cron["processes"]["replica-1"]["rss_mib"]["max"]
+        w(f" With an aligned `cron` all {cron['jobs']} runs start in the same second and "
+          f"share the loop: the slowest took {slowest:.0f} s, so at about "
+          f"{cron['jobs'] * 60 / slowest:.0f} jobs the last would end after its minute; "
+          f"they also hold their data at once ({peak:.0f} MiB at the peak). Beyond that, "
+          "add a replica "
+          "(below) or spread the jobs with `every`.")
+    w("\n")
 
 
 def _idle(results: Path, w: Any) -> None:
