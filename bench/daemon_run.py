@@ -28,7 +28,6 @@ from typing import Any
 from loguru import logger
 
 from bench import scenario
-from bench.bound import MS_WEIGHT_TODAY
 
 
 def control(url: str, path: str, method: str = "GET") -> Any:
@@ -43,18 +42,23 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def warehouse_config(sims: dict[str, Any], state_dir: Path, weight: float) -> Any:
-    """The config of one ``moysklad-insales`` job ("warehouse") against the simulators."""
+def warehouse_config(sims: dict[str, Any], state_dir: Path, weight: float | None = None) -> Any:
+    """The config of one ``moysklad-insales`` job ("warehouse") against the simulators.
+
+    ``weight`` None: default settings, the daemon budgets MoySklad's announced
+    weight of the day, above what the simulator charges (2), as in production.
+    """
     from stocksyncd.config import Config
 
+    job: dict[str, Any] = {"type": "moysklad-insales", "shop": "main",
+                           "token": scenario.MOYSKLAD_TOKEN, "base_url": sims["moysklad"]}
+    if weight is not None:
+        job["request_weight"] = weight
     return Config(
         daemon={"state_url": f"sqlite:///{state_dir / 'state.db'}", "replica": "bench"},
         shops={"main": {"url": sims["insales"], "api_key": scenario.INSALES_KEY,
                         "password": scenario.INSALES_PASSWORD}},
-        integrations={"warehouse": {
-            "type": "moysklad-insales", "shop": "main", "token": scenario.MOYSKLAD_TOKEN,
-            "base_url": sims["moysklad"], "request_weight": weight,
-        }},
+        integrations={"warehouse": job},
     )
 
 
@@ -67,9 +71,8 @@ async def main_async(sims: dict[str, Any], warm_share: float) -> dict[str, Any]:
 
     out: dict[str, Any] = {"runs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        # What the simulator charges; by default the daemon budgets the
-        # announced weight of the day (3 units from 1 Sep 2026).
-        config = warehouse_config(sims, Path(tmp), MS_WEIGHT_TODAY)
+        # Default settings (``request_weight`` unset), as in production.
+        config = warehouse_config(sims, Path(tmp))
         state = await open_store(config.daemon.state_url)
         resources = SharedResources()
         cfg = config.integrations["warehouse"]

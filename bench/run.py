@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moysklad-latency", action="store_true",
                         help="only MoySklad -> InSales every minute: from a stock change to "
                              "the shop, and a quiet minute's cost (bench/ms_latency.py)")
+    parser.add_argument("--scale", action="store_true",
+                        help="instead: many jobs in one daemon and in two (bench/scale.py: "
+                             "300 jobs of 10k on every and on cron, 600 on two replicas), "
+                             "the three references (bench/references.py) and Kak2c paging")
     parser.add_argument("--report-only", action="store_true",
                         help="regenerate the docs from bench/results/*.json")
     parser.add_argument("--mouser", action="store_true",
@@ -118,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
             (RESULTS / f"ms-latency-{size}.json").write_text(json.dumps(out, indent=1))
         splice(RESULTS, ROOT / "docs" / "benchmarks.md")
         return 0
-    if not args.report_only:
+    if args.scale and not args.report_only:
+        from bench.scale_suite import run_suite
+
+        run_suite(args.latency)
+    elif not args.report_only:
         started = time.time()
         for size in sizes:
             print(f"[{size}] stocksyncd ...", flush=True)

@@ -101,8 +101,11 @@ class DaemonConfig(Strict):
     replica: str = Field(default_factory=socket.gethostname)
     lease_ttl: Duration = 60.0
     failures_unhealthy: int = Field(default=3, ge=1)
-    # Run history kept per integration (with its audited changes); 0 keeps everything.
+    # Run history (with its audited changes) is kept within all three bounds; 0 turns
+    # one off. Runs per integration, age, and the estimated size of the whole history.
     keep_runs: int = Field(default=20000, ge=0)
+    keep_history: Duration = 30 * 86400.0
+    history_max_mb: int = Field(default=300, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -327,7 +330,11 @@ class Kak2cInSalesConfig(StockSyncOptions):
     source_key: Literal["barcode", "variant_id"] = "barcode"
     target_key: Literal["barcode", "sku"] = "barcode"
     stock_field: str = "stockTotal"
-    page_size: int = Field(default=100, ge=1, le=1000)
+    # Kak2c documents no limits: these are assumptions measured against the
+    # simulator (docs/benchmarks.md, "Kak2c paging").
+    page_size: int = Field(default=500, ge=1, le=1000)
+    concurrency: int = Field(default=4, ge=1, le=16)
+    requests_per_second: float = Field(default=10.0, gt=0, le=100)
 
 
 class MouserInvenTreeConfig(IntegrationBase):

@@ -76,15 +76,17 @@ class Kak2cSource:
         key: Kak2cKey = "barcode",
         stock_field: str = "stockTotal",
         page_size: int = DEFAULT_PAGE_SIZE,
+        concurrency: int = 1,
     ) -> None:
         self.client = client
         self.key = key
         self.stock_field = stock_field
         self.page_size = page_size
+        self.concurrency = concurrency
 
     async def fetch(self, ctx: RunContext) -> list[SourceItem]:
         """All pages; a page that still fails after retries fails the run."""
-        products = await self.client.products(self.page_size)
+        products = await self.client.products(self.page_size, concurrency=self.concurrency)
         items: list[SourceItem] = []
         for product in products:
             variants = product.get("variants") if isinstance(product, dict) else None
@@ -111,16 +113,19 @@ class Kak2cSource:
 
 def build(name: str, cfg: Kak2cInSalesConfig, config: Config, res: Resources) -> Integration:
     """The ``kak2c-insales`` integration ``name``."""
-    limiter = res.limiter(f"{API}:{name}", lambda: kak2c_limiter(res.clock, f"{API}:{name}"))
+    limiter = res.limiter(f"{API}:{name}", lambda: kak2c_limiter(
+        res.clock, f"{API}:{name}", rate=cfg.requests_per_second, concurrency=cfg.concurrency))
     transport = kak2c_transport(
-        res.session(API), base_url=cfg.base_url, limiter=limiter, clock=res.clock,
-        timeout=cfg.timeout, observer=res.observer, limits=config.http.limits(API),
+        res.session(API, limit_per_host=cfg.concurrency), base_url=cfg.base_url,
+        limiter=limiter, clock=res.clock, timeout=cfg.timeout, observer=res.observer,
+        limits=config.http.limits(API),
     )
     client = Kak2cClient(
         transport, cfg.login, cfg.password.get_secret_value(), res.clock, domain=cfg.domain,
     )
     source = Kak2cSource(
         client, key=cfg.source_key, stock_field=cfg.stock_field, page_size=cfg.page_size,
+        concurrency=cfg.concurrency,
     )
     return build_stock_integration(
         name=name, type_=cfg.type, cfg=cfg, shop_name=cfg.shop, shop=config.shops[cfg.shop],

@@ -29,8 +29,10 @@ from stocksyncd.integrations import registry
 from stocksyncd.integrations.base import Integration, Resources
 from stocksyncd.redact import register_secrets
 from stocksyncd.runtime.executor import Executor, new_run_id, run_deadline
+from stocksyncd.runtime.fairshare import FairShare
 from stocksyncd.runtime.fence import MARGIN, HeldLease
 from stocksyncd.runtime.heap import settle_heap
+from stocksyncd.runtime.history import prune_history
 from stocksyncd.runtime.logs import setup_logging
 from stocksyncd.runtime.resources import IntegrationResources, SharedResources
 from stocksyncd.runtime.scheduler import (
@@ -158,6 +160,7 @@ class Daemon:
         self._retiring: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._leases: dict[str, str] = {}
+        self._fair: FairShare | None = None
         self._runner: web.AppRunner | None = None
         self._intents: asyncio.Queue[str] = asyncio.Queue()
         self._stopping = False
@@ -264,6 +267,8 @@ class Daemon:
         assert me is not None
         try:
             if self.leases_in_use:
+                if trigger == "schedule" and not await self._my_turn(live.name):
+                    return
 
                 async def renew() -> bool:
                     return await state.renew_lease(key, self.replica, ttl)
@@ -310,6 +315,13 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - only state store errors get here
 
             logger.error("{}: run could not be recorded: {}", live.name, exc)
+
+    async def _my_turn(self, name: str) -> bool:
+        """Whether this replica takes ``name``'s tick (its fair share; see fairshare)."""
+        spec = self._scheduler.specs.get(name)
+        now = self.clock.now()
+        period = None if spec is None else period_of(spec, self._scheduler.next_run(name), now)
+        return self._fair is None or await self._fair.my_turn(name, period)
 
     async def _done_this_period(self, name: str) -> bool:
         """Another replica (or we) already ran this period's scheduled run (see scheduler)."""
@@ -362,14 +374,8 @@ class Daemon:
     async def _heartbeat(self) -> None:
         beats = 0
         while True:
-            keep = self._config.daemon.keep_runs
-            if keep and beats % PRUNE_EVERY_BEATS == 0:
-                try:
-                    pruned = await self.state.prune_runs(keep_per_integration=keep)
-                    if pruned:
-                        logger.info("deleted {} old run(s) beyond daemon.keep_runs", pruned)
-                except Exception as exc:  # noqa: BLE001 - pruning can wait for the next hour
-                    logger.warning("could not delete old runs: {}", exc)
+            if beats % PRUNE_EVERY_BEATS == 0:
+                await prune_history(self.state, self._config.daemon, self.clock.now())
             if beats % PRUNE_EVERY_BEATS == 0:
                 try:
                     # Mouser's buckets are per minute and per day: older ones are history.
@@ -494,6 +500,7 @@ class Daemon:
         )
         if stale:
             logger.warning("closed {} run(s) left unfinished by the previous start", stale)
+        self._fair = FairShare(self._state, self.replica, clock=self.clock)
         self._resources = SharedResources(clock=self.clock, observer=self.metrics,
                                           state=self._state)
         self._executor = Executor(

@@ -6,6 +6,12 @@ scoped view (``IntegrationResources``) whose observer counts its requests,
 feeds the metrics, and captures raw answers for the debug dump; the view
 also records which sessions the integration uses, so a reload that drops the
 last user of an upstream closes that session.
+
+A session's pool is sized by what shares it: each user declares the
+connections it may hold at once (its limiter's concurrency), and the pool
+allows their sum per host, with no cap across hosts. Three hundred Kak2c jobs
+of 4 pages in flight each then do not queue behind aiohttp's default of 100
+connections (10 per host); the limiters stay the only throttle.
 """
 
 from __future__ import annotations
@@ -30,6 +36,23 @@ USER_AGENT = f"stocksyncd/{__version__}"
 MAX_CAPTURED = 500
 
 SessionKey = tuple[str, str | None]
+
+
+class PooledConnector(aiohttp.TCPConnector):
+    """A connector whose per-host limit follows the users of its session."""
+
+    def __init__(self, limit_per_host: int) -> None:
+        super().__init__(limit=0, limit_per_host=limit_per_host)
+
+    def resize(self, limit_per_host: int) -> None:
+        """Allow ``limit_per_host`` connections per host from the next request on."""
+        # aiohttp reads the limit on every acquire; there is no public setter.
+        self._limit_per_host = limit_per_host
+
+
+def pool_size(demands: dict[int | None, int]) -> int:
+    """Connections per host a session needs: the sum of what its users may hold."""
+    return max(1, sum(demands.values()))
 
 
 @dataclass
@@ -90,6 +113,7 @@ class SharedResources:
         self.user_agent = user_agent
         self._sessions: dict[SessionKey, aiohttp.ClientSession] = {}
         self._owners: dict[SessionKey, set[int]] = {}
+        self._demand: dict[SessionKey, dict[int | None, int]] = {}
         self._limiters: dict[str, RateLimiter] = {}
         self._tokens = itertools.count(1)
 
@@ -97,21 +121,42 @@ class SharedResources:
         self, upstream: str, *, limit_per_host: int = 10, proxy: str | None = None,
         owner: int | None = None,
     ) -> aiohttp.ClientSession:
-        """The session for ``upstream`` through ``proxy``; created on first use."""
+        """The session for ``upstream`` through ``proxy``; created on first use.
+
+        ``limit_per_host`` is what ``owner`` may hold at once; the pool allows
+        the sum over every user of the session.
+        """
         key: SessionKey = (upstream, proxy or None)
+        demand = self._demand.setdefault(key, {})
+        demand[owner] = max(demand.get(owner, 0), limit_per_host)
+        size = pool_size(demand)
         sess = self._sessions.get(key)
         if sess is None or sess.closed:
-            connector = aiohttp.TCPConnector(limit_per_host=limit_per_host)
             # The proxy is a session default, so a Transport needs no proxy argument.
             sess = aiohttp.ClientSession(
-                connector=connector,
+                connector=PooledConnector(size),
                 headers={"User-Agent": self.user_agent},
                 proxy=proxy or None,
             )
             self._sessions[key] = sess
+        else:
+            self._resize(sess, size)
         if owner is not None:
             self._owners.setdefault(key, set()).add(owner)
         return sess
+
+    @staticmethod
+    def _resize(sess: aiohttp.ClientSession, size: int) -> None:
+        connector = sess.connector
+        if isinstance(connector, PooledConnector) and connector.limit_per_host != size:
+            connector.resize(size)
+
+    def pool_limit(self, upstream: str, proxy: str | None = None) -> int | None:
+        """Connections per host the session for ``upstream`` allows; None without one."""
+        sess = self._sessions.get((upstream, proxy or None))
+        if sess is None or sess.closed or sess.connector is None:
+            return None
+        return sess.connector.limit_per_host
 
     def limiter(self, key: str, factory: Callable[[], RateLimiter]) -> RateLimiter:
         """The limiter for ``key``; ``factory`` runs only the first time."""
@@ -135,8 +180,14 @@ class SharedResources:
         for key in list(self._owners):
             users = self._owners[key]
             users.discard(owner)
-            if not users:
+            demand = self._demand.get(key, {})
+            demand.pop(owner, None)
+            if users:
+                if (sess := self._sessions.get(key)) is not None:
+                    self._resize(sess, pool_size(demand))
+            else:
                 del self._owners[key]
+                self._demand.pop(key, None)
                 sess = self._sessions.pop(key, None)
                 if sess is not None and not sess.closed:
                     logger.debug("closing the unused session for {}", key[0])
@@ -147,6 +198,7 @@ class SharedResources:
         sessions = list(self._sessions.values())
         self._sessions.clear()
         self._owners.clear()
+        self._demand.clear()
         for sess in sessions:
             if not sess.closed:
                 await sess.close()

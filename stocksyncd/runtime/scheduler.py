@@ -25,7 +25,11 @@ from stocksyncd.state.api import RunRecord
 # (at most a minute) so integrations on the same host do not line up.
 DEFAULT_JITTER_SHARE = 0.05
 MAX_DEFAULT_JITTER = 60.0
-# Start-up runs are staggered by this much so they do not all hit at once.
+# Jobs scheduled together are spread evenly over one period of their schedule, so
+# hundreds of jobs neither all hit at once nor wait minutes for their first turn
+# (300 one-minute jobs run 0.2 s apart, the first within the first minute). A few
+# jobs are spread no wider than this much each, so a handful of hourly jobs still
+# start within seconds of each other.
 START_STAGGER = 2.0
 # Replicas sharing a PostgreSQL store each fire every job on their own timer. The
 # lease keeps their runs apart but not out of one period, so a scheduled run is
@@ -66,6 +70,30 @@ def job_spec(name: str, cfg: IntegrationBase, type_: str) -> JobSpec:
                    run_at_start=cfg.run_at_start)
 
 
+def schedule_period(spec: JobSpec, now: datetime) -> float:
+    """The length of one period of ``spec``: ``every``, or the gap between two cron ticks."""
+    if spec.every is not None:
+        return spec.every
+    trigger = build_trigger(JobSpec(spec.name, None, spec.cron, 0.0, False))
+    first: datetime | None = trigger.get_next_fire_time(None, now)
+    second: datetime | None = (None if first is None
+                               else trigger.get_next_fire_time(first, first))
+    if first is None or second is None:
+        return 0.0
+    return (second - first).total_seconds()
+
+
+def start_offsets(specs: list[JobSpec], now: datetime) -> dict[str, float]:
+    """Seconds after start-up each of ``specs`` first runs: the k-th of n at ``k/n``
+    of its window, the window being one period, or n * START_STAGGER when shorter."""
+    count = len(specs)
+    offsets = {}
+    for k, spec in enumerate(specs):
+        window = min(schedule_period(spec, now), count * START_STAGGER)
+        offsets[spec.name] = window * k / count
+    return offsets
+
+
 def period_of(spec: JobSpec, next_run: datetime | None, now: datetime) -> float | None:
     """The length of the period a tick at ``now`` opens: ``every``, or the gap to the next
     cron tick (already computed when a tick fires); None when unknown."""
@@ -94,6 +122,27 @@ def ran_this_period(runs: Iterable[RunRecord], *, now: datetime,
     return None
 
 
+class SteadyIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
+    """An interval trigger whose jitter does not accumulate.
+
+    APScheduler 3 computes the next tick from the previous *jittered* one, so
+    with ``jitter = 3`` a one-minute job drifts by 1.5 s a minute on average: it
+    runs every 61.5 s and misses a minute about every 40. Here each tick is the
+    next point of the grid ``start_date + k * interval``, jittered on its own.
+    """
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime | None:
+        if previous_fire_time is not None:
+            step = self.interval_length
+            start = self.start_date.timestamp()
+            # The jitter is shorter than the interval: flooring finds the grid point.
+            k = (previous_fire_time.timestamp() - start) // step
+            previous_fire_time = datetime.fromtimestamp(start + k * step, tz=self.timezone)
+        when: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        return when
+
+
 _DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -106,15 +155,27 @@ def _crontab_weekdays(field: str) -> str:
     return re.sub(r"(?<![/\d])([0-7])(?!\d)", lambda m: _DOW_NAMES[int(m.group(1))], field)
 
 
-def build_trigger(spec: JobSpec) -> IntervalTrigger | CronTrigger:
-    """The APScheduler trigger for ``spec`` (cron in UTC, crontab weekday numbering)."""
+def build_trigger(spec: JobSpec, start: datetime | None = None) -> IntervalTrigger | CronTrigger:
+    """The APScheduler trigger for ``spec`` (cron in UTC, crontab weekday numbering).
+
+    ``start`` is an interval job's first tick; its later ticks follow every
+    ``every`` from there (by default a whole period after now).
+    """
     jitter = int(spec.jitter) if spec.jitter >= 1 else None
     if spec.cron is not None:
         minute, hour, day, month, dow = spec.cron.split()
         return CronTrigger(minute=minute, hour=hour, day=day, month=month,
                            day_of_week=_crontab_weekdays(dow), timezone=UTC, jitter=jitter)
     assert spec.every is not None
-    return IntervalTrigger(seconds=spec.every, jitter=jitter, timezone=UTC)
+    # A jitter as long as the interval would move a tick onto the next grid point.
+    if jitter is not None and jitter >= spec.every:
+        jitter = int(spec.every / 2) or None
+    return SteadyIntervalTrigger(seconds=spec.every, jitter=jitter, timezone=UTC,
+                                 start_date=start)
+
+
+def _iso(when: datetime | None) -> str:
+    return "never" if when is None else when.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 class JobScheduler:
@@ -165,23 +226,33 @@ class JobScheduler:
                 self._scheduler.remove_job(name)
                 del self._specs[name]
                 logger.info("unscheduled {}", name)
-        added = 0
+        # Jobs added or changed together are spread over one period. For an interval
+        # job the offset moves its whole series (its ticks stay apart run after run);
+        # a cron job keeps its aligned ticks and only its start-up run is spread.
+        offsets = start_offsets(
+            [spec for name, spec in specs.items() if self._specs.get(name) != spec], now)
         for name, spec in specs.items():
             old = self._specs.get(name)
             if old == spec:
                 continue
             kwargs: dict[str, Any] = {}
-            if old is None and spec.run_at_start:
-                delay = self.start_delay + added * START_STAGGER
-                kwargs["next_run_time"] = now + timedelta(seconds=delay)
-                added += 1
+            first = self.start_delay if old is None and spec.run_at_start else None
+            start = None
+            if spec.every is not None:
+                wait = spec.every if first is None else first
+                start = now + timedelta(seconds=offsets[name] + wait)
+                # Explicit, so a start already past (no start delay) still runs now.
+                kwargs["next_run_time"] = start
+            elif first is not None:
+                kwargs["next_run_time"] = now + timedelta(seconds=first + offsets[name])
             if old is not None:
                 self._scheduler.remove_job(name)
             self._scheduler.add_job(
-                self._fire, trigger=build_trigger(spec), args=[name], id=name, name=name,
+                self._fire, trigger=build_trigger(spec, start), args=[name], id=name, name=name,
                 max_instances=1, coalesce=True, misfire_grace_time=spec.misfire_grace,
                 **kwargs,
             )
             self._specs[name] = spec
-            logger.info("scheduled {} ({})", name,
-                        f"cron {spec.cron} UTC" if spec.cron else f"every {spec.every:g}s")
+            logger.info("scheduled {} ({}), first run at {}", name,
+                        f"cron {spec.cron} UTC" if spec.cron else f"every {spec.every:g}s",
+                        _iso(self.next_run(name)))

@@ -63,6 +63,8 @@ class Kak2cSimulator(Simulator):
         self.password = password
         self.token_ttl = token_ttl
         self.expired_status = expired_status  # the doc only says "non-2xx"; tests vary it
+        # Kak2c documents no page-size cap; a test sets one to see the client cope.
+        self.max_page_size: int | None = None
         self.products: list[dict[str, Any]] = []
         self.variants: dict[str, dict[str, Any]] = {}  # variant id -> the served dict
         self.logins = 0
@@ -229,6 +231,8 @@ class Kak2cSimulator(Simulator):
             return self._answer(request, _error("page and size must be numbers", 400), 400)
         if page < 0 or size < 1:
             return self._answer(request, _error("page must be >= 0 and size >= 1", 400), 400)
+        if self.max_page_size is not None:
+            size = min(size, self.max_page_size)
         start = page * size
         return self._answer(request, {"products": self.products[start:start + size],
                                       "recordsTotal": len(self.products)})

@@ -181,8 +181,13 @@ class StateStore(Protocol):
         """
         ...
 
-    async def prune_runs(self, *, keep_per_integration: int) -> int:
-        """Delete the oldest runs beyond the limit; returns how many were deleted."""
+    async def prune_runs(self, *, keep_per_integration: int = 0,
+                         older_than: datetime | None = None,
+                         max_bytes: int | None = None) -> int:
+        """Delete runs beyond the newest ``keep_per_integration`` of each integration,
+        started before ``older_than``, or beyond ``max_bytes`` of estimated history
+        (newest kept first); never a run in flight nor an integration's newest run.
+        Returns how many were deleted; 0 / None bounds are not applied."""
         ...
 
     # -- small durable values (cursors, the InSales index) ----------------------

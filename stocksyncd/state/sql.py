@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.errors import WriteFenced
+from stocksyncd.state import retention
 from stocksyncd.state import schema as t
 from stocksyncd.state.api import (
     ChangeRecord,
@@ -36,6 +37,7 @@ from stocksyncd.state.api import (
 )
 from stocksyncd.state.engine import EngineSpec, ensure_wal, make_engine, parse_state_url
 from stocksyncd.state.migrate import upgrade
+from stocksyncd.state.retention import Retention
 
 if TYPE_CHECKING:
     from stocksyncd.integrations.base import Change, ChangeStatus, RunResult
@@ -48,6 +50,8 @@ _CHANGE_COLUMNS = ("run_id", "seq", "ref", "key", "field", "old", "new", "applie
 STORE_TIMEOUT = 10.0
 # Statuses whose write went out and was taken.
 _APPLIED = frozenset({"sent", "confirmed", "unconfirmed"})
+# On SQLite (one host, no failover) a heartbeat only feeds the status page.
+SQLITE_BEAT_EVERY = 60.0
 
 
 @functools.cache
@@ -85,6 +89,8 @@ class SqlStateStore:
             self._fd = os.open(self._path, os.O_RDONLY)
         self._lost: str | None = None  # why the SQLite file can no longer be used
         self._problem: str | None = None
+        # The last heartbeat written: replica, started_at, version, info, monotonic time.
+        self._beat: tuple[str, datetime, str, dict[str, Any], float] | None = None
 
     async def close(self) -> None:
         """Dispose of connections."""
@@ -364,23 +370,35 @@ class SqlStateStore:
             ))
         return int(closed.rowcount)
 
-    async def prune_runs(self, *, keep_per_integration: int) -> int:
-        """Delete the oldest runs beyond the limit; returns how many were deleted."""
-        keep = max(0, keep_per_integration)
-        ranked = sa.select(
-            t.runs.c.run_id,
-            sa.func.row_number().over(
-                partition_by=t.runs.c.integration,
-                order_by=(t.runs.c.started_at.desc(), t.runs.c.run_id.desc()),
-            ).label("rank"),
-        ).subquery()
-        doomed = sa.select(ranked.c.run_id).where(ranked.c.rank > keep)
-        async with self._tx() as conn:
-            # Explicit, not only ON DELETE CASCADE: cheaper than row-by-row triggers
-            # and independent of SQLite's foreign_keys pragma.
-            await conn.execute(t.run_changes.delete().where(t.run_changes.c.run_id.in_(doomed)))
-            deleted = await conn.execute(t.runs.delete().where(t.runs.c.run_id.in_(doomed)))
-        return int(deleted.rowcount)
+    async def prune_runs(self, *, keep_per_integration: int = 0,
+                         older_than: datetime | None = None,
+                         max_bytes: int | None = None) -> int:
+        """Delete the runs beyond the retention (see ``retention``); how many were deleted."""
+        keep = Retention(keep_per_integration=max(0, keep_per_integration),
+                         older_than=older_than, max_bytes=max_bytes)
+        if not keep.bounded:
+            return 0
+        async with self._read() as conn:
+            mean_text = await conn.scalar(retention.change_text_bytes())
+            change_bytes = retention.per_change_bytes(mean_text)
+            doomed = list((await conn.execute(
+                retention.doomed_runs(keep, change_bytes))).scalars())
+        deleted = 0
+        for start in range(0, len(doomed), retention.DELETE_BATCH):
+            async with self._tx() as conn:
+                for stmt in retention.delete_runs(doomed[start:start + retention.DELETE_BATCH]):
+                    result = await conn.execute(stmt)
+            deleted += int(result.rowcount)
+            await asyncio.sleep(0)  # let runs write between batches
+        return deleted
+
+    async def history_bytes(self) -> int:
+        """The estimated size of the run history (what ``max_bytes`` is compared with)."""
+        async with self._read() as conn:
+            mean_text = await conn.scalar(retention.change_text_bytes())
+            total = await conn.scalar(
+                retention.history_bytes(retention.per_change_bytes(mean_text)))
+        return int(total or 0)
 
     # -- values ---------------------------------------------------------------
     async def get_value(self, scope: str, key: str) -> Any | None:
@@ -519,10 +537,31 @@ class SqlStateStore:
     # -- replicas -------------------------------------------------------------
     async def heartbeat(self, replica: str, *, started_at: datetime, version: str,
                         info: dict[str, Any] | None = None) -> None:
-        """Report this replica alive."""
+        """Report this replica alive.
+
+        Failover needs only ``seen_at``: while the rest is what this store last
+        wrote, a beat updates that one column (the whole row, with a job list
+        of hundreds of names, was rewritten every 15 s). SQLite has no
+        replicas to fail over to, so there a beat is written at most once per
+        ``SQLITE_BEAT_EVERY`` (for the status page).
+        """
+        info = dict(info or {})
+        wrote = self._beat
+        same = wrote is not None and wrote[:4] == (replica, started_at, version, info)
+        now = self._clock.monotonic()
+        if (same and wrote is not None and self.backend == "sqlite"
+                and now - wrote[4] < SQLITE_BEAT_EVERY):
+            return
+        if same:
+            async with self._tx() as conn:
+                touched = await conn.execute(t.replicas.update().where(
+                    t.replicas.c.replica == replica).values(seen_at=self._now()))
+            if touched.rowcount == 1:
+                self._beat = (replica, started_at, version, info, now)
+                return
         stmt = self._insert(t.replicas).values(
             replica=replica, seen_at=self._now(), started_at=started_at, version=version,
-            info=dict(info or {}),
+            info=info,
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.replicas.c.replica],
@@ -531,6 +570,7 @@ class SqlStateStore:
         )
         async with self._tx() as conn:
             await conn.execute(stmt)
+        self._beat = (replica, started_at, version, info, now)
 
     async def replicas(self, *, seen_within: float) -> list[ReplicaInfo]:
         """Replicas that reported within ``seen_within`` seconds."""

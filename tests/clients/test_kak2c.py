@@ -11,7 +11,7 @@ import pytest
 
 from stocksyncd.clients.kak2c import Kak2cClient, jwt_exp, kak2c_transport
 from stocksyncd.clock import FakeClock
-from stocksyncd.errors import AuthError, InvalidResponseError
+from stocksyncd.errors import AuthError, InvalidResponseError, StockSyncError
 from stocksyncd.http.retry import RetryPolicy
 from stocksyncd.http.transport import ExchangeRecord
 from stocksyncd.simulators.kak2c import Kak2cSimulator
@@ -214,3 +214,54 @@ async def test_an_implausible_records_total_fails_the_listing(
     client = make_client(sim, session, clock)
     with pytest.raises(InvalidResponseError, match="no plausible recordsTotal"):
         await client.products()
+
+
+async def test_concurrent_paging_keeps_page_order(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(1050, seed=11, shape="single")
+    client = make_client(sim, session, clock)
+    products = await client.products(size=100, concurrency=4)
+    assert [p["id"] for p in products] == [p["id"] for p in sim.products]
+    pages = sorted(int(r.query["page"]) for r in sim.requests if r.path.endswith("/products"))
+    assert pages == list(range(11))
+
+
+async def test_concurrent_paging_stops_at_a_list_that_shrank(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(1000, seed=12, shape="single")
+
+    def shrink() -> None:
+        del sim.products[450:]
+
+    client = make_client(sim, session, clock, observer=AfterFirstPage(shrink))
+    products = await client.products(size=100, concurrency=3)
+    assert [p["id"] for p in products] == [p["id"] for p in sim.products]
+    # Pages past the first empty one are neither asked for much nor kept.
+    assert sim.count("GET", "/products") < 10
+
+
+async def test_concurrent_paging_fails_when_a_page_fails(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(600, seed=13, shape="single")
+
+    def refuse_next_page() -> None:
+        sim.inject(status=400, body=b'{"errors":[{"code":400,"message":"bad page"}]}',
+                   match="/products", times=1)
+
+    client = make_client(sim, session, clock, observer=AfterFirstPage(refuse_next_page))
+    with pytest.raises(StockSyncError, match="bad page"):
+        await client.products(size=100, concurrency=4)
+
+
+async def test_a_server_side_page_cap_does_not_skip_products(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(1000, seed=14, shape="single")
+    sim.max_page_size = 300
+    client = make_client(sim, session, clock)
+    products = await client.products(size=500, concurrency=4)
+    assert [p["id"] for p in products] == [p["id"] for p in sim.products]
+    assert sim.count("GET", "/products") == 4  # 300 a page after the first

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from stocksyncd.clock import Clock
@@ -19,7 +19,7 @@ from stocksyncd.integrations.base import (
     RunContext,
     RunResult,
 )
-from stocksyncd.state.api import Lease, LeaseFence, RunRecord
+from stocksyncd.state.api import Lease, LeaseFence, ReplicaInfo, RunRecord
 
 
 class MemoryStore:
@@ -34,7 +34,10 @@ class MemoryStore:
         self.lease_holders: dict[str, str] = {}
         self.lease_calls: list[tuple[str, str, str]] = []
         self.heartbeats = 0
+        self.live_replicas: list[str] = []  # other replicas reporting in (fair share)
         self.pruned_to: int | None = None
+        self.pruned_older_than: datetime | None = None
+        self.pruned_max_bytes: int | None = None
         self.quotas_pruned_before: datetime | None = None
         self.closed = False
         self.planned: dict[int, Change] = {}  # audit id -> change, as the audit left it
@@ -94,8 +97,12 @@ class MemoryStore:
             closed += 1
         return closed
 
-    async def prune_runs(self, *, keep_per_integration: int) -> int:
+    async def prune_runs(self, *, keep_per_integration: int = 0,
+                         older_than: datetime | None = None,
+                         max_bytes: int | None = None) -> int:
         self.pruned_to = keep_per_integration
+        self.pruned_older_than = older_than
+        self.pruned_max_bytes = max_bytes
         return 0
 
     async def prune_quotas(self, *, before: datetime) -> int:
@@ -124,6 +131,10 @@ class MemoryStore:
     async def heartbeat(self, replica: str, *, started_at: datetime, version: str,
                         info: dict[str, Any] | None = None) -> None:
         self.heartbeats += 1
+
+    async def replicas(self, *, seen_within: float) -> list[ReplicaInfo]:
+        return [ReplicaInfo(replica=r, seen_at=datetime.now(UTC), started_at=datetime.now(UTC),
+                            version="") for r in self.live_replicas]
 
 
 class FakeMetrics:

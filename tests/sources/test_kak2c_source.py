@@ -133,7 +133,7 @@ async def test_a_page_failing_after_retries_fails_the_fetch(
     sim.catalogue(300, seed=5, shape="single")
     trigger = Trigger(lambda: sim.inject(status=500, match="/products", times=10))
     with pytest.raises(ApiError):
-        await make_source(sim, session, clock, observer=trigger).fetch(ctx)
+        await make_source(sim, session, clock, observer=trigger, page_size=100).fetch(ctx)
     assert [r.status for r in sim.requests if r.path.endswith("/products")] == [
         200, 500, 500, 500]
 
@@ -142,6 +142,7 @@ async def test_token_expiry_mid_run_still_completes(
     sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock, ctx: RunContext
 ) -> None:
     sim.catalogue(300, seed=6, shape="single")
-    items = await make_source(sim, session, clock, observer=Trigger(sim.revoke_tokens)).fetch(ctx)
+    items = await make_source(sim, session, clock, observer=Trigger(sim.revoke_tokens),
+                              page_size=100).fetch(ctx)
     assert len(items) == 300
     assert sim.logins == 2

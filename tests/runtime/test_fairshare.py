@@ -1,0 +1,102 @@
+"""Fair share of the leases: each live replica takes about 1/n of the jobs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from stocksyncd.clock import FakeClock
+from stocksyncd.runtime.fairshare import LIVE_WITHIN, REFRESH_EVERY, FairShare, choose, overdue
+from stocksyncd.state.api import RunRecord
+
+from .fakes import MemoryStore
+from .test_daemon import Harness, integration, write_config
+
+JOBS = [f"shop-{i:03d}" for i in range(600)]
+
+
+def test_two_replicas_split_600_jobs_about_evenly() -> None:
+    share = Counter(choose(job, ["alpha", "beta"]) for job in JOBS)
+    assert sum(share.values()) == 600
+    assert 270 <= share["alpha"] <= 330  # binomial(600, 1/2): 300 +- 3 sigma
+
+
+def test_a_third_replica_takes_jobs_only_from_the_others() -> None:
+    two = {job: choose(job, ["alpha", "beta"]) for job in JOBS}
+    three = {job: choose(job, ["alpha", "beta", "gamma"]) for job in JOBS}
+    moved = [job for job in JOBS if two[job] != three[job]]
+    assert all(three[job] == "gamma" for job in moved)  # none move between alpha and beta
+    assert 160 <= len(moved) <= 240
+    assert choose("x", []) is None
+
+
+def run(job: str, replica: str, started: datetime) -> RunRecord:
+    return RunRecord(run_id=f"{job}-{started.timestamp()}", integration=job,
+                     trigger="schedule", dry_run=False, replica=replica, started_at=started)
+
+
+def test_overdue_counts_any_run_that_started_within_one_and_a_half_periods() -> None:
+    now = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert overdue([], now=now, period=60)
+    assert not overdue([run("j", "b", now - timedelta(seconds=80))], now=now, period=60)
+    assert overdue([run("j", "b", now - timedelta(seconds=95))], now=now, period=60)
+
+
+async def test_my_turn_leaves_the_other_replicas_jobs_to_it_unless_overdue() -> None:
+    clock = FakeClock()
+    store = MemoryStore("postgresql")
+    store.live_replicas = ["alpha", "beta"]
+    fair = FairShare(store, "alpha", clock=clock)  # type: ignore[arg-type]
+    mine = next(job for job in JOBS if choose(job, ["alpha", "beta"]) == "alpha")
+    theirs = next(job for job in JOBS if choose(job, ["alpha", "beta"]) == "beta")
+    assert await fair.my_turn(mine, 60.0)
+    assert await fair.my_turn(theirs, 60.0)  # never run anywhere yet: overdue
+    rec = run(theirs, "beta", clock.now() - timedelta(seconds=30))
+    store.runs[rec.run_id] = rec
+    assert not await fair.my_turn(theirs, 60.0)
+    clock.advance(70)  # beta has not started it for 100 s: take it over
+    assert await fair.my_turn(theirs, 60.0)
+
+
+async def test_a_replica_that_stopped_reporting_loses_its_share() -> None:
+    clock = FakeClock()
+    store = MemoryStore("postgresql")
+    store.live_replicas = ["alpha", "beta"]
+    fair = FairShare(store, "alpha", clock=clock)  # type: ignore[arg-type]
+    theirs = next(job for job in JOBS if choose(job, ["alpha", "beta"]) == "beta")
+    rec = run(theirs, "beta", clock.now())
+    store.runs[rec.run_id] = rec
+    assert not await fair.my_turn(theirs, 3600.0)
+    store.live_replicas = ["alpha"]  # beta's heartbeat is older than LIVE_WITHIN
+    assert LIVE_WITHIN > REFRESH_EVERY
+    clock.advance(REFRESH_EVERY - 1)
+    assert not await fair.my_turn(theirs, 3600.0)  # the live set is read once per REFRESH_EVERY
+    clock.advance(1)
+    assert await fair.my_turn(theirs, 3600.0)
+
+
+async def test_daemon_takes_only_its_share_of_scheduled_ticks(tmp_path: Path) -> None:
+    names = [f"j{i}" for i in range(40)]
+    h = Harness(write_config(tmp_path / "c.toml", *(integration(n) for n in names)),
+                backend="postgresql")
+    h.store.live_replicas = ["r1", "r2"]
+    await h.daemon.start()
+    for name in names:
+        if choose(name, ["r1", "r2"]) == "r1":
+            continue
+        # r2 ran its jobs a moment ago, so none of them is overdue.
+        rec = run(name, "r2", h.daemon.clock.now() - timedelta(seconds=5))
+        rec.status = "ok"
+        h.store.runs[rec.run_id] = rec
+    for name in names:
+        h.daemon._due(name)
+    await h.wait_idle()
+    ran = sorted(n for n in names if h.builder.latest(n).runs)
+    assert ran == sorted(n for n in names if choose(n, ["r1", "r2"]) == "r1")
+    assert 0 < len(ran) < len(names)
+    manual = next(n for n in names if n not in ran)
+    await h.daemon.trigger(manual)  # a manual run is not held back by the share
+    await h.wait_idle()
+    assert h.builder.latest(manual).runs == 1
+    await h.daemon.stop()
