@@ -106,6 +106,9 @@ def _print_summary(result: RunResult) -> None:
         print(f"  {label:<14}{value:>8}")
     for reason, n in sorted(c.skipped_by_reason.items()):
         print(f"    {reason:<20}{n:>6}")
+    print(f"  {'unmatched':<14}{c.unmatched:>8}")
+    for reason, n in sorted(c.unmatched_by_reason.items()):
+        print(f"    {reason:<20}{n:>6}")
     if result.changes:
         title = "planned changes" if result.dry_run else "changes"
         print(f"\n{title} ({len(result.changes)}):")

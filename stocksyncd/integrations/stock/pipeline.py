@@ -44,6 +44,7 @@ from stocksyncd.integrations.stock.plan import (
     TargetVariant,
     plan_reduced,
 )
+from stocksyncd.integrations.stock.report import partial_message, skip_rows
 from stocksyncd.integrations.stock.slices import CPU_SLICE, in_slices
 
 # Which InSales field carries the key when the config does not say.
@@ -88,7 +89,7 @@ class TargetRows:
             # Keys parsed from InSales are already stripped text: skip the general path.
             key = raw if type(raw) is str and raw and raw == raw.strip() else normalize_key(raw)
             current = v.quantity if warehouse is None else v.warehouses.get(warehouse)
-            out.append(TargetVariant(v.id, key, current))
+            out.append(TargetVariant(v.id, key, current, product.id))
         return out
 
 
@@ -133,6 +134,7 @@ class StockSyncIntegration:
         self.key_field = key_field
         self.field_name = warehouse_field(cfg.warehouse)
         self.overlap = overlap
+        self.shop_url = str(client.transport.base_url) if hasattr(client, "transport") else ""
 
     async def close(self) -> None:
         """Nothing to release: sessions and limiters belong to the runtime."""
@@ -250,6 +252,7 @@ class StockSyncIntegration:
         if plan.abort is not None:
             result.status = "aborted"
             result.message = plan.abort
+            result.errors.append(plan.abort)
             result.changes = [_change(w, self.field_name, False) for w in plan.writes]
             ctx.log.warning("{name}: {msg}", name=self.name, msg=plan.abort)
         elif result.dry_run:
@@ -372,8 +375,7 @@ class StockSyncIntegration:
             # A refused variant may have been deleted in InSales: rebuild the index next run.
             index.stale = True
             result.status = "failed"
-            result.message = (f"{len(outcome.written)} of {len(plan.writes)} changes written; "
-                              f"{len(outcome.failed)} failed")
+            result.message = partial_message(len(outcome.written), plan.writes, outcome.failed)
         else:
             result.message = f"{len(outcome.written)} changes written"
         if why is not None:
@@ -403,6 +405,7 @@ class StockSyncIntegration:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
         result.details.update(details)
+        result.details["skips"] = skip_rows(plan.skips, self.shop_url)
 
 
 async def _cancelled(task: asyncio.Future[Any]) -> None:
