@@ -22,7 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.state import schema as t
-from stocksyncd.state.api import ChangeRecord, Lease, ReplicaInfo, ReviewEntry, RunRecord
+from stocksyncd.state.api import (
+    ChangeHit,
+    ChangePage,
+    ChangeRecord,
+    Lease,
+    ReplicaInfo,
+    ReviewEntry,
+    RunPage,
+    RunRecord,
+)
 from stocksyncd.state.engine import EngineSpec, ensure_wal, make_engine, parse_state_url
 from stocksyncd.state.migrate import upgrade
 
@@ -158,12 +167,56 @@ class SqlStateStore:
                 .order_by(t.run_changes.c.seq)
             )).mappings().all()
         record = _run_record(row)
-        record.changes = [
-            ChangeRecord(ref=c["ref"], key=c["key"], field=c["field"], old=c["old"], new=c["new"],
-                         applied=bool(c["applied"]))
-            for c in changes
-        ]
+        record.changes = [_change_record(c) for c in changes]
         return record
+
+    async def list_runs(self, *, integration: str | None = None, status: str | None = None,
+                        since: datetime | None = None, until: datetime | None = None,
+                        offset: int = 0, limit: int = 50) -> RunPage:
+        """Runs started in [since, until), newest first, without changes; filters optional."""
+        where: list[sa.ColumnElement[bool]] = []
+        if integration is not None:
+            where.append(t.runs.c.integration == integration)
+        if status is not None:
+            where.append(t.runs.c.status == status)
+        if since is not None:
+            where.append(t.runs.c.started_at >= since)
+        if until is not None:
+            where.append(t.runs.c.started_at < until)
+        query = (sa.select(t.runs).where(*where)
+                 .order_by(t.runs.c.started_at.desc(), t.runs.c.run_id.desc())
+                 .offset(max(0, offset)).limit(max(0, limit)))
+        count = sa.select(sa.func.count()).select_from(t.runs).where(*where)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            total = int((await conn.execute(count)).scalar_one())
+        return RunPage(runs=[_run_record(row) for row in rows], total=total)
+
+    async def search_changes(self, term: str, *, integration: str | None = None,
+                             offset: int = 0, limit: int = 100) -> ChangePage:
+        """Every stored change whose key or ref is exactly ``term``, newest run first."""
+        c, r = t.run_changes, t.runs
+        # Two equality lookups (one index each) rather than OR, which some
+        # planners turn into a scan.
+        ids = sa.union(sa.select(c.c.id).where(c.c.key == term),
+                       sa.select(c.c.id).where(c.c.ref == term)).subquery()
+        where: list[sa.ColumnElement[bool]] = [c.c.id.in_(sa.select(ids.c.id))]
+        if integration is not None:
+            where.append(r.c.integration == integration)
+        joined = c.join(r, r.c.run_id == c.c.run_id)
+        query = (sa.select(c, r.c.integration, r.c.started_at, r.c.status, r.c.dry_run)
+                 .select_from(joined).where(*where)
+                 .order_by(r.c.started_at.desc(), r.c.run_id.desc(), c.c.seq)
+                 .offset(max(0, offset)).limit(max(0, limit)))
+        count = sa.select(sa.func.count()).select_from(joined).where(*where)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            total = int((await conn.execute(count)).scalar_one())
+        hits = [ChangeHit(run_id=row["run_id"], integration=row["integration"],
+                          started_at=row["started_at"], status=row["status"],
+                          dry_run=bool(row["dry_run"]), change=_change_record(row))
+                for row in rows]
+        return ChangePage(hits=hits, total=total)
 
     async def last_success(self, integration: str) -> datetime | None:
         """When the integration last finished with status ``ok``."""
@@ -460,6 +513,11 @@ def _run_record(row: sa.RowMapping) -> RunRecord:
         requests=dict(row["requests"] or {}), details=dict(row["details"] or {}),
         changes_total=int(row["changes_total"]),
     )
+
+
+def _change_record(row: sa.RowMapping) -> ChangeRecord:
+    return ChangeRecord(ref=row["ref"], key=row["key"], field=row["field"], old=row["old"],
+                        new=row["new"], applied=bool(row["applied"]))
 
 
 def _review(row: sa.RowMapping) -> ReviewEntry:
