@@ -17,7 +17,7 @@ from loguru import logger
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.errors import StockSyncError
 from stocksyncd.runtime.view import DaemonView
-from stocksyncd.runtime.web import collect, pages, review, security
+from stocksyncd.runtime.web import collect, history, pages, review, security
 
 STATIC = Path(__file__).parent / "static"
 FLASH_COOKIE = "stocksyncd_flash"
@@ -316,5 +316,6 @@ def create_app(view: DaemonView, *, clock: Clock = SYSTEM_CLOCK,
     app.router.add_post("/review/{entry_id}/create/{hit}", review_create)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
+    history.install(app, view)  # the history pages and each request's language
     app.router.add_static("/static/", STATIC, show_index=False)
     return app
