@@ -136,10 +136,10 @@ async def measure(url: str, runs: int, integrations: int) -> dict[str, Any]:
             "indexed_ms": indexed, "without_ms": bare}
 
 
-def _section(results: list[dict[str, Any]]) -> str:
+def _section(results: list[dict[str, Any]], runs: int) -> str:
     lines = [SECTION, "",
              "The runs page and the change search (`python -m bench.history`): a fresh store "
-             "filled with the default retention, 20,000 runs for each of "
+             f"filled with {runs:,} runs (the default retention `keep_runs`) for each of "
              f"{len(JOBS)} integrations (hourly with ~30 changes a run, every minute with ~2, "
              "daily with ~5; 10,000 distinct keys), then the median of "
              f"{REPEATS} calls of each query as the web pages make them (page of 50 runs with "
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(asyncio.run(_on_pg(args.pg, args.runs, args.integrations)))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "history.json").write_text(json.dumps(results, indent=1))
-    section = _section(results)
+    section = _section(results, args.runs)
     print(section)
     if not args.no_docs:
         _write_docs(section)

@@ -280,6 +280,9 @@ class NotifyConfig(Strict):
     # While a problem lasts, at most one digest of its repeats per this long.
     digest_every: Duration = 21600.0
     timeout: Duration = 30.0
+    # The status page as the owner opens it ("https://stock.example.ru"): messages link
+    # to the run. Empty: no links.
+    page_url: str = ""
 
 
 class Config(BaseSettings):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -83,12 +84,15 @@ class Executor:
         replica: str,
         metrics: RunMetrics | None = None,
         debug_dir: Path | None = None,
+        after_run: Callable[[RunResult], Awaitable[None]] | None = None,
     ) -> None:
         self.state = state
         self.clock = clock
         self.replica = replica
         self.metrics = metrics
         self.debug_dir = debug_dir
+        # Told about every recorded run (notifications); must not raise.
+        self.after_run = after_run
         # Conflicts persist until someone fixes the data: warn when they change,
         # not on every run of a one-minute job.
         self._conflicts_seen: dict[str, frozenset[str]] = {}
@@ -162,6 +166,8 @@ class Executor:
             run_log.error("could not record the run: {}", exc)
         if self.metrics is not None:
             self.metrics.record_run(result)
+        if self.after_run is not None:
+            await self.after_run(result)
         if capture is not None and self.debug_dir is not None:
             try:
                 await dump_run(self.debug_dir, name, run_id, capture.records,

@@ -53,6 +53,8 @@ REASON_LABELS = {
 }
 STATUS_LABELS = {"ok": N_("ok"), "aborted": N_("aborted"), "failed": N_("failed"),
                  "running": N_("running")}
+HEALTH_LABELS = {"ok": N_("ok"), "disabled": N_("disabled"), "failing": N_("failing"),
+                 "overdue": N_("overdue"), "waiting": N_("waiting")}
 
 
 def reason_label(reason: str) -> str:
@@ -195,7 +197,8 @@ def _job_row(job: JobInfo, verdict: JobHealth | None, csrf: str) -> str:
         flags.append(badge(_("dry run"), "dry-run"))
     state = (badge(_("running"), "running") if job.running
              else f'<span class="muted">{esc(_("idle"))}</span>')
-    health = badge(_(verdict.status), verdict.status) if verdict else "—"
+    label = HEALTH_LABELS.get(verdict.status) if verdict else None
+    health = badge(_(label) if label else verdict.status, verdict.status) if verdict else "—"
     reason = f'<div class="muted">{esc(verdict.reason)}</div>' if verdict and verdict.reason else ""
     action = (post_button(f"/integrations/{quote(job.name, safe='')}/run", _("Run now"), csrf)
               if job.enabled and not job.running else "")
