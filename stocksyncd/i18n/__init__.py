@@ -25,7 +25,7 @@ _language: ContextVar[str] = ContextVar("stocksyncd_language", default=DEFAULT)
 
 
 @cache
-def catalogue(language: str) -> gettext.NullTranslations:
+def translations(language: str) -> gettext.NullTranslations:
     """The compiled catalogue of ``language``; English is the text in code."""
     if language == DEFAULT:
         return gettext.NullTranslations()
@@ -39,12 +39,12 @@ def current() -> str:
 
 def _(message: str) -> str:
     """``message`` in the current language."""
-    return catalogue(_language.get()).gettext(message)
+    return translations(_language.get()).gettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The form of ``singular``/``plural`` for ``n`` in the current language."""
-    return catalogue(_language.get()).ngettext(singular, plural, n)
+    return translations(_language.get()).ngettext(singular, plural, n)
 
 
 def N_(message: str) -> str:

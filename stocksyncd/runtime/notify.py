@@ -56,7 +56,10 @@ def url_secrets(url: str) -> list[str]:
         split = urlsplit(url)
     except ValueError:
         return parts
-    candidates = [split.username or "", split.password or "", split.hostname or ""]
+    # The network location whole and in pieces: "<id>:<token>@host" and the
+    # Telegram bot token "123456789:AAH..." (which is no host:port at all).
+    netloc = split.netloc
+    candidates = [netloc, *netloc.replace("@", ":").split(":")]
     candidates += [unquote(p) for p in split.path.split("/")]
     for pair in split.query.split("&"):
         candidates.append(unquote(pair.partition("=")[2]))
@@ -166,12 +169,12 @@ class Notifier:
             job.state, job.streak, job.streak_told, job.repeats = status, 0, False, 0
             job.since = (result.started_at.isoformat() if result.started_at
                          else self.clock.now().isoformat())
+            job.told_at = now  # repeats are digested from here, told or not
             event = "run_failed" if status == "failed" else "zero_guard"
             if getattr(cfg, event):
                 title = (_("{name}: run failed") if status == "failed"
                          else _("{name}: stopped by the zero guard")).format(name=name)
                 out.append(self._message(event, name, title, self._what(result), result))
-                job.told_at = now
         job.streak += 1
         job.last_error = reason
         if (status == "failed" and cfg.failing and not job.streak_told
@@ -179,13 +182,14 @@ class Notifier:
             job.streak_told = True
             out.append(self._message(
                 "failing", name,
-                _("{name}: failing {n} times in a row").format(name=name, n=job.streak),
+                ngettext("{name}: {n} failed run in a row", "{name}: {n} failed runs in a row",
+                         job.streak).format(name=name, n=job.streak),
                 _("Every run since {since} failed. Last error: {error}").format(
                     since=self._since(job), error=reason), result))
             job.told_at, job.repeats = now, 0
         elif not out:
             job.repeats += 1
-            if job.repeats and now - job.told_at >= cfg.digest_every:
+            if now - job.told_at >= cfg.digest_every:
                 out.append(self._message(
                     "digest", name, _("{name}: still not working").format(name=name),
                     ngettext("{n} more unsuccessful run since the last message; in this "

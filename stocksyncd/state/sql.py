@@ -206,7 +206,10 @@ class SqlStateStore:
                  .select_from(joined).where(*where)
                  .order_by(r.c.started_at.desc(), r.c.run_id.desc(), c.c.seq)
                  .offset(max(0, offset)).limit(max(0, limit)))
-        count = sa.select(sa.func.count()).select_from(joined).where(*where)
+        # Every change belongs to a stored run (foreign key): without a filter on the
+        # run, the total needs no join (a hash join over all runs on PostgreSQL).
+        count = sa.select(sa.func.count()).select_from(
+            joined if integration is not None else c).where(*where)
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
             total = int((await conn.execute(count)).scalar_one())
