@@ -1,0 +1,135 @@
+"""The history pages over a real (SQLite) store: runs, search, CSV, skips, unmatched, Russian."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from stocksyncd.i18n.formats import set_timezone
+from stocksyncd.runtime.metrics import Metrics
+from stocksyncd.state import SqlStateStore, open_store
+
+from .conftest import ClientFactory, FakeView, default_jobs, make_config
+from .history_seed import KEY, seed
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStateStore]:
+    s = await open_store(f"sqlite:///{tmp_path}/state.db")
+    await seed(s)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def history_view(store: SqlStateStore) -> Iterator[FakeView]:
+    config = make_config()
+    config = config.model_copy(
+        update={"web": config.web.model_copy(update={"timezone": "Europe/Moscow"})})
+    yield FakeView(config, store, Metrics(), default_jobs())  # type: ignore[arg-type]
+    set_timezone("")  # the zone is per process: leave the server's for other tests
+
+
+async def test_runs_page_pages_and_filters(make_client: ClientFactory,
+                                           history_view: FakeView) -> None:
+    client = await make_client(history_view)
+    first = await (await client.get("/runs")).text()
+    assert "page 1 of 3, 120 runs" in first and first.count('href="/runs/run-') == 50
+    assert first.index("run-119") < first.index("run-118")  # newest first
+    third = await (await client.get("/runs?page=3")).text()
+    assert "run-019" in third and "run-000" in third and "next →" not in third
+    failed = await (await client.get("/runs?integration=warehouse&status=failed")).text()
+    assert "12 runs" in failed and "run-013" in failed and "run-012" not in failed
+    assert 'value="failed" selected' in failed
+    # One day in web.timezone (Moscow, UTC+3): 2026-03-02 21:00 to 03-03 21:00 UTC.
+    day = await (await client.get("/runs?from=2026-03-03&to=2026-03-03")).text()
+    assert "24 runs" in day and "2026-03-03 23:00:00 MSK" in day
+    assert "2026-03-03 00:00:00 MSK" in day and "2026-03-04 00:00:00 MSK" not in day
+    bad = await client.get("/runs?from=yesterday")
+    assert bad.status == 200 and "Dates must look like" in await bad.text()
+
+
+async def test_durations_read_like_people_write_them(make_client: ClientFactory,
+                                                     history_view: FakeView) -> None:
+    client = await make_client(history_view)
+    text = await (await client.get("/runs")).text()
+    assert "21 ms" in text and "0.0s" not in text
+
+
+async def test_search_lists_every_change_of_a_key_and_exports_csv(
+    make_client: ClientFactory, history_view: FakeView,
+) -> None:
+    client = await make_client(history_view)
+    text = await (await client.get(f"/changes?q={KEY}")).text()
+    assert "3 changes" in text
+    assert text.index("run-101") < text.index("run-040") < text.index("run-005")
+    none = await (await client.get("/changes?q=NOPE")).text()
+    assert "No stored change has this key" in none
+    resp = await client.get(f"/changes.csv?q={KEY}")
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    assert "attachment" in resp.headers["Content-Disposition"]
+    body = await resp.read()
+    assert body.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["started_at", "run_id", "integration"]
+    assert [r[1] for r in rows[1:]] == ["run-101", "run-040", "run-005"]
+    assert rows[1][5:11] == [KEY, "v101", "quantity", "101", "102", "True"]
+    assert (await client.get("/changes.csv")).status == 400
+
+
+async def test_run_page_names_the_keys_behind_every_reason(make_client: ClientFactory,
+                                                           history_view: FakeView) -> None:
+    client = await make_client(history_view)
+    text = await (await client.get("/runs/run-119")).text()
+    assert "Keys left alone (4)" in text
+    assert "no InSales variant has the key" in text and "4600000000999" in text
+    assert "ms-999" in text and "variants 51, 52" in text
+    assert 'href="https://shop.example/admin2/products/5"' in text
+    assert "=HYPERLINK(&quot;http://evil&quot;)" in text  # escaped, not markup
+    resp = await client.get("/runs/run-119/skips.csv")
+    rows = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
+    assert rows[0] == ["reason", "reason_text", "key", "source_ref", "variant_id",
+                       "product_id", "admin_url", "detail"]
+    by_key = {r[2]: r for r in rows[1:]}
+    assert by_key["4600000000999"][:4] == ["not_in_target", "no InSales variant has the key",
+                                          "4600000000999", "ms-999"]
+    # A key that looks like a formula stays text in a spreadsheet.
+    assert "'=HYPERLINK(\"http://evil\")" in by_key
+    assert (await client.get("/runs/nope/skips.csv")).status == 404
+
+
+async def test_unmatched_view_shows_the_latest_listing(make_client: ClientFactory,
+                                                       history_view: FakeView) -> None:
+    client = await make_client(history_view)
+    text = await (await client.get("/unmatched")).text()
+    assert "<h2>warehouse</h2>" in text and "<h2>fulfilment</h2>" in text
+    warehouse = text[text.index("<h2>warehouse</h2>"):]
+    assert "run-119" in warehouse and "4600000000999" in warehouse and "OLD-7" in warehouse
+    assert "DUP-1" not in warehouse  # a conflict, not an unmatched key
+    fulfilment = text[text.index("<h2>fulfilment</h2>"):text.index("<h2>warehouse</h2>")]
+    assert "No run has listed its keys yet." in fulfilment
+    assert "<h2>parts</h2>" not in text  # Mouser has no such listing
+
+
+async def test_russian_pages_by_accept_language_or_config(
+    make_client: ClientFactory, history_view: FakeView, store: SqlStateStore,
+) -> None:
+    client = await make_client(history_view)
+    ru = {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"}
+    text = await (await client.get("/runs", headers=ru)).text()
+    assert '<html lang="ru">' in text and "Запуски" in text and "120 запусков" in text
+    assert "21 мс" in text and "успех" in text
+    for path in ("/", f"/changes?q={KEY}", "/runs/run-119", "/unmatched", "/review"):
+        page = await (await client.get(path, headers=ru)).text()
+        assert '<html lang="ru">' in page and "Без пары" in page, path
+    english = await (await client.get("/runs")).text()
+    assert '<html lang="en">' in english and "120 runs" in english
+    fixed = FakeView(make_config(), store, Metrics(), default_jobs())  # type: ignore[arg-type]
+    fixed.config = fixed.config.model_copy(
+        update={"web": fixed.config.web.model_copy(update={"language": "en"})})
+    pinned = await make_client(fixed)
+    assert '<html lang="en">' in await (await pinned.get("/runs", headers=ru)).text()
