@@ -18,6 +18,7 @@ from stocksyncd.config import (
     Kak2cInSalesConfig,
     MouserInvenTreeConfig,
     MoySkladInSalesConfig,
+    NotifyConfig,
     ShopConfig,
     WebConfig,
     load_config,
@@ -121,8 +122,8 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         "moysklad-insales", "kak2c-insales", "mouser-inventree"}
     text = EXAMPLE.read_text()
     documented = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, re.M))
-    for model in (DaemonConfig, WebConfig, ShopConfig, MoySkladInSalesConfig,
+    for model in (DaemonConfig, WebConfig, NotifyConfig, ShopConfig, MoySkladInSalesConfig,
                   Kak2cInSalesConfig, MouserInvenTreeConfig):
         missing = _keys(model) - documented
         assert not missing, f"{model.__name__}: {sorted(missing)} not in config.example.toml"
-    assert set(Config.model_fields) <= {"daemon", "web", "shops", "integrations"}
+    assert set(Config.model_fields) <= {"daemon", "web", "notify", "shops", "integrations"}
