@@ -298,6 +298,7 @@ class _Row(TypedDict, total=False):
     """The fields of a product the job reads; the others are skipped unread."""
 
     id: Any
+    name: Any  # for reports (which item a key belongs to)
     article: Any
     code: Any
     externalCode: Any

@@ -74,8 +74,9 @@ def _join(products: Sequence[dict[str, Any]], stock: Mapping[str, object], field
         ref = product.get("id", "")
         if type(ref) is not str:
             ref = str(ref)
+        name = product.get("name")
         # Products that never took part in an operation are not in the report.
-        add(SourceItem(key, stock.get(ref, 0), ref))
+        add(SourceItem(key, stock.get(ref, 0), ref, name if type(name) is str else ""))
 
 
 def build(name: str, cfg: MoySkladInSalesConfig, config: Config, res: Resources) -> Integration:

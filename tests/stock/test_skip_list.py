@@ -10,8 +10,8 @@ from stocksyncd.integrations.stock.plan import PlannedWrite, Skip, TargetVariant
 from stocksyncd.integrations.stock.report import partial_message, skip_rows
 
 
-def item(key: object, qty: object, ref: str) -> SourceItem:
-    return SourceItem(key=key, quantity=qty, ref=ref)  # type: ignore[arg-type]
+def item(key: object, qty: object, ref: str, name: str = "") -> SourceItem:
+    return SourceItem(key=key, quantity=qty, ref=ref, name=name)  # type: ignore[arg-type]
 
 
 def test_every_reason_names_its_keys_with_what_is_known() -> None:
@@ -19,7 +19,7 @@ def test_every_reason_names_its_keys_with_what_is_known() -> None:
         item("A", 1, "m1"), item("A", 2, "m2"),    # disagree: ambiguous
         item("B", "lots", "m3"),                   # non-numeric
         item(None, 4, "m4"),                       # no key
-        item("C", 5, "m5"),                        # no variant has C
+        item("C", 5, "m5", "Cable 2 m"),           # no variant has C
         item("D", 1, "m6"),                        # two variants have D
         item("E", 3, "m7"),                        # matched
     ]
@@ -36,7 +36,7 @@ def test_every_reason_names_its_keys_with_what_is_known() -> None:
                                         detail="2 items disagree: 1, 2"),
         ("non_numeric", "B"): Skip("B", "non_numeric", "m3", detail="'lots'"),
         ("no_key", ""): Skip("", "no_key", "m4"),
-        ("not_in_target", "C"): Skip("C", "not_in_target", "m5"),
+        ("not_in_target", "C"): Skip("C", "not_in_target", "m5", source_name="Cable 2 m"),
         ("duplicate_target", "D"): Skip("D", "duplicate_target", "m6", 3, 11,
                                         detail="variants 3, 4"),
         ("not_in_source", "Z"): Skip("Z", "not_in_source", variant_id=6, product_id=14),

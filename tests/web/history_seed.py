@@ -12,7 +12,8 @@ KEY = "4600000000228"
 
 SKIPS = [
     {"key": "4600000000999", "reason": "not_in_target", "source_ref": "ms-999",
-     "variant_id": None, "product_id": None, "detail": "", "admin_url": ""},
+     "source_name": "Футболка красная M", "variant_id": None, "product_id": None,
+     "detail": "", "admin_url": ""},
     {"key": "=HYPERLINK(\"http://evil\")", "reason": "null", "source_ref": "ms-7",
      "variant_id": None, "product_id": None, "detail": "null", "admin_url": ""},
     {"key": "DUP-1", "reason": "duplicate_target", "source_ref": "ms-3", "variant_id": 51,

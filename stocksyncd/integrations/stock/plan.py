@@ -40,6 +40,7 @@ class Skip(NamedTuple):
     variant_id: int | None = None
     product_id: int | None = None
     detail: str = ""  # e.g. the value the source sent, or the variants sharing the key
+    source_name: str = ""  # the source's name for the item
 
 
 class TargetVariant(NamedTuple):
@@ -81,7 +82,7 @@ class SourceStock:
     counts: RunCounts = field(default_factory=RunCounts)
     duplicates: int = 0  # repeated keys that agreed
     clamped: int = 0
-    refs: dict[str, str] = field(default_factory=dict)  # key -> the source's id(s)
+    firsts: dict[str, SourceItem] = field(default_factory=dict)  # key -> its first item
     invalid: set[str] = field(default_factory=set)  # keys present with no usable value
     skips: list[Skip] = field(default_factory=list)
 
@@ -117,14 +118,14 @@ class SourceReducer:
     def add(self, items: Iterable[SourceItem]) -> None:
         """Judge ``items``; their keys are compared with every item added before."""
         counts, negative = self.out.counts, self.negative
-        first, repeats, refs = self._first, self._repeats, self.out.refs
+        first, repeats, firsts = self._first, self._repeats, self.out.firsts
         source = clamped = 0
         for item in items:
             source += 1
             key = normalize_key(item.key)
             if key is None:
                 counts.skip(SKIP_NO_KEY)
-                self._list(Skip("", SKIP_NO_KEY, source_ref=item.ref))
+                self._list(Skip("", SKIP_NO_KEY, source_ref=item.ref, source_name=item.name))
                 continue
             judged = judge_quantity(item.quantity, negative)
             if judged.clamped:
@@ -134,13 +135,13 @@ class SourceReducer:
             seen = first.get(key)
             if seen is None:
                 first[key] = judged
-                refs[key] = item.ref
+                firsts[key] = item
             elif key in repeats:
                 repeats[key].append(judged)
                 self._repeat_refs[key].append(item.ref)
             else:
                 repeats[key] = [seen, judged]
-                self._repeat_refs[key] = [refs[key], item.ref]
+                self._repeat_refs[key] = [firsts[key].ref, item.ref]
         counts.source += source
         self.out.clamped += clamped
 
@@ -157,7 +158,8 @@ class SourceReducer:
                     reason = judged.skip or "invalid"
                     counts.skip(reason)
                     out.invalid.add(key)
-                    listed(Skip(key, reason, out.refs[key], detail=self._sent(key)))
+                    listed(Skip(key, reason, out.firsts[key].ref, detail=self._sent(key),
+                                source_name=out.firsts[key].name))
                 else:
                     values[key] = judged.value
                 continue
@@ -168,21 +170,22 @@ class SourceReducer:
                     counts.skip(q.skip or "invalid")
                 out.invalid.add(key)
                 listed(Skip(key, invalid[0].skip or "invalid", self._refs_of(key),
-                            detail=self._sent(key)))
+                            detail=self._sent(key), source_name=out.firsts[key].name))
             elif len(valid) > 1 or invalid:
                 out.ambiguous.add(key)
                 counts.skip(SKIP_AMBIGUOUS_SOURCE, len(judged_all))
                 shown = sorted(valid)
                 sent = [*map(str, shown), *(["unusable: " + self._sent(key)] if invalid else [])]
                 listed(Skip(key, SKIP_AMBIGUOUS_SOURCE, self._refs_of(key),
-                            detail=f"{len(judged_all)} items disagree: " + ", ".join(sent)))
+                            detail=f"{len(judged_all)} items disagree: " + ", ".join(sent),
+                            source_name=out.firsts[key].name))
             else:
                 values[key] = valid.pop()
                 out.duplicates += len(judged_all) - 1
         return out
 
     def _refs_of(self, key: str) -> str:
-        return ", ".join(self._repeat_refs.get(key) or [self.out.refs[key]])
+        return ", ".join(self._repeat_refs.get(key) or [self.out.firsts[key].ref])
 
     def _sent(self, key: str) -> str:
         """The unusable values the source sent for ``key``, as text."""
@@ -255,20 +258,24 @@ def plan_reduced(
     matched = 0
     not_in_target = 0
     duplicate_target = 0
-    refs = reduced.refs
+    firsts = reduced.firsts
+    none = SourceItem(None, None, "")
     for key, value in reduced.values.items():
         found = by_key.get(key)
         if found is None:
             not_in_target += 1
-            listed(Skip(key, SKIP_NOT_IN_TARGET, refs.get(key, "")))
+            item = firsts.get(key, none)
+            listed(Skip(key, SKIP_NOT_IN_TARGET, item.ref, source_name=item.name))
             continue
         if key in shared:
             conflicts.add(key)
             duplicate_target += 1
             sharing = shared[key]
-            listed(Skip(key, SKIP_DUPLICATE_TARGET, refs.get(key, ""),
+            item = firsts.get(key, none)
+            listed(Skip(key, SKIP_DUPLICATE_TARGET, item.ref,
                         variant_id=sharing[0].id, product_id=sharing[0].product_id,
-                        detail="variants " + ", ".join(str(v.id) for v in sharing)))
+                        detail="variants " + ", ".join(str(v.id) for v in sharing),
+                        source_name=item.name))
             continue
         matched += 1
         current = found.current

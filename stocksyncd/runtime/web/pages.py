@@ -360,6 +360,10 @@ def _variant_cell(entry: dict[str, Any]) -> str:
     return text
 
 
+def _name(value: object) -> str:
+    return f'<div class="muted">{esc(value)}</div>' if isinstance(value, str) and value else ""
+
+
 def skip_rows_html(entries: list[dict[str, Any]], *, with_reason: bool = True) -> str:
     """Rows of key, source id, InSales variant (linked) and detail."""
     rows = []
@@ -371,7 +375,7 @@ def skip_rows_html(entries: list[dict[str, Any]], *, with_reason: bool = True) -
             f"<tr>{reason}"
             f'<td data-label="{esc(_("Key"))}"><code>{esc(e.get("key") or None)}</code></td>'
             f'<td data-label="{esc(_("Source id"))}"><code>{esc(e.get("source_ref") or None)}'
-            "</code></td>"
+            f"</code>{_name(e.get('source_name'))}</td>"
             f'<td data-label="{esc(_("InSales"))}">{_variant_cell(e)}</td>'
             f'<td data-label="{esc(_("Detail"))}">{esc(e.get("detail") or None)}</td></tr>')
     return "".join(rows)
