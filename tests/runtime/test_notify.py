@@ -178,3 +178,45 @@ async def test_dry_runs_and_no_urls_tell_nothing(store: SqlStateStore, clock: Fa
     await live.after_run(dry)
     await asyncio.sleep(0)
     assert await store.get_value("notify", "shop") is None
+
+
+async def test_the_daemon_tells_a_failed_run_to_the_configured_url(tmp_path: Path) -> None:
+    from stocksyncd.config import load_config
+    from stocksyncd.runtime.daemon import Daemon
+
+    from .fakes import FakeBuilder, FakeMetrics
+    from .test_daemon import SHOP, RecordingNotifier, integration
+
+    got: list[dict[str, Any]] = []
+    arrived = asyncio.Event()
+
+    async def receive(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        arrived.set()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    async with TestServer(app, host="127.0.0.1") as server:
+        path = tmp_path / "c.toml"
+        path.write_text(
+            f'[daemon]\nstate_url = "sqlite:///{tmp_path}/state.db"\nreplica = "r1"\n'
+            f'[web]\nenabled = false\n[notify]\nurls = ["json://127.0.0.1:{server.port}/hook"]\n'
+            'language = "ru"\n' + SHOP + integration("a"))
+        builder = FakeBuilder()
+        daemon = Daemon(load_config(path), config_path=path, builder=builder,
+                        state_factory=open_store, web_factory=None,
+                        metrics=FakeMetrics(), notifier=RecordingNotifier(),  # type: ignore[arg-type]
+                        configure_logging=False, handle_signals=False, start_delay=3600)
+        await daemon.start()
+        try:
+            builder.latest("a").error = RuntimeError("insales: 503 after 5 attempts")
+            await daemon.trigger("a")
+            await asyncio.gather(*daemon._tasks, return_exceptions=True)
+            async with asyncio.timeout(30):
+                await arrived.wait()
+        finally:
+            await daemon.stop()
+    assert len(got) == 1
+    assert got[0]["title"] == "a: запуск не удался"
+    assert "insales: 503 after 5 attempts" in got[0]["message"]
