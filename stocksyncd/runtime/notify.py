@@ -31,6 +31,7 @@ from loguru import logger
 from stocksyncd.clock import Clock
 from stocksyncd.i18n import _, ngettext, using
 from stocksyncd.i18n.formats import fmt_time
+from stocksyncd.i18n.summary import run_summary
 from stocksyncd.redact import redact, register_secrets
 
 if TYPE_CHECKING:
@@ -240,7 +241,10 @@ class Notifier:
             "\n".join(lines), result)]
 
     def _what(self, result: RunResult) -> str:
-        lines = [result.message] if result.message else []
+        summary = run_summary(result.status, result.dry_run, asdict(result.counts),
+                              result.details)
+        lines = [summary] if summary else []
+        lines += [result.message] if result.message and result.message != summary else []
         lines += [e for e in result.errors[:5] if e != result.message]
         return "\n".join(lines) or result.status
 

@@ -9,6 +9,7 @@ import pytest
 from stocksyncd.i18n import _, negotiate, ngettext, translations, using
 from stocksyncd.i18n import catalogue as tool
 from stocksyncd.i18n.formats import day_start, fmt_duration, fmt_time, set_timezone
+from stocksyncd.i18n.summary import run_summary
 
 
 def test_every_marked_string_is_translated_and_compiled(capsys: pytest.CaptureFixture[str]
@@ -71,3 +72,19 @@ def test_times_in_the_configured_zone() -> None:
         assert fmt_time(at) == "2026-07-01 09:00:00 UTC"
     finally:
         set_timezone("")
+
+
+def test_run_summaries_from_the_numbers() -> None:
+    stock = {"index_mode": "full", "zeroing": 6}
+    counts = {"changed": 10, "written": 9, "matched": 10}
+    assert run_summary("failed", False, counts, stock) == "9 of 10 written; 1 refused"
+    assert run_summary("aborted", False, counts, stock) == (
+        "Stopped by the zero guard: 6 of 10 matched variants would drop to 0; nothing written")
+    assert run_summary("ok", True, {"changed": 3}, stock) == (
+        "Dry run: 3 changes planned, nothing written")
+    assert run_summary("ok", False, {"changed": 0}, stock) == "Nothing to change"
+    assert run_summary("ok", False, counts, {}) is None  # not a stock run: its own message
+    with using("ru"):
+        assert run_summary("failed", False, counts, stock) == "Записано 9 из 10; отклонено 1"
+        assert run_summary("ok", False, {"changed": 2, "written": 2}, stock) == (
+            "Записано 2 изменения")

@@ -32,7 +32,7 @@ async def add_run(store: SqlStateStore, run_id: str, integration: str, at: datet
                           dry_run=False, replica="r1", started_at=at)
     counts = RunCounts(source=10, target=10, matched=8, changed=len(changes or []),
                        written=len(changes or []))
-    details: dict[str, object] = {}
+    details: dict[str, object] = {"index_mode": "incremental"}  # a stock run
     if skips is not None:
         counts.skip("null", 1)
         counts.skip("duplicate_target", 1)

@@ -123,6 +123,9 @@ async def test_russian_pages_by_accept_language_or_config(
     text = await (await client.get("/runs", headers=ru)).text()
     assert '<html lang="ru">' in text and "Запуски" in text and "120 запусков" in text
     assert "21 мс" in text and "успех" in text
+    assert "Записано 1 изменение" in text  # the summary, from the run's numbers
+    assert "Записано 1 из 1" in text  # the failed runs wrote their change, then failed
+    assert "insales: 503 after retries" in text  # the upstream's words stay as they were
     for path in ("/", f"/changes?q={KEY}", "/runs/run-119", "/unmatched", "/review"):
         page = await (await client.get(path, headers=ru)).text()
         assert '<html lang="ru">' in page and "Без пары" in page, path

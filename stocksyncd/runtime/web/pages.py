@@ -23,6 +23,7 @@ from stocksyncd import __version__
 from stocksyncd.i18n import N_, _, current, ngettext
 from stocksyncd.i18n.formats import fmt_duration as _fmt_duration
 from stocksyncd.i18n.formats import fmt_time
+from stocksyncd.i18n.summary import run_summary
 from stocksyncd.runtime.view import JobInfo
 from stocksyncd.runtime.web.health import HealthReport, JobHealth
 from stocksyncd.runtime.web.security import CSRF_FIELD
@@ -223,7 +224,7 @@ def run_row(run: RunRecord) -> str:
     """One line of a runs table."""
     conflicts = short_list(run.conflicts) if run.conflicts else "—"
     dry = " " + badge(_("dry run"), "dry-run") if run.dry_run else ""
-    message = f'<div class="muted">{esc(run.message)}</div>' if run.message else ""
+    message = message_html(run)
     return (
         "<tr>"
         f'<td data-label="{esc(_("Started"))}"><a href="{run_href(run.run_id)}">'
@@ -237,6 +238,18 @@ def run_row(run: RunRecord) -> str:
         f'<td data-label="{esc(_("Trigger"))}">{esc(run.trigger)} · {esc(run.replica)}</td>'
         "</tr>"
     )
+
+
+def message_html(run: RunRecord) -> str:
+    """The run's summary in the reader's language, with the stored message beneath
+    when it says more (English, possibly quoting an upstream)."""
+    summary = run_summary(run.status, run.dry_run, run.counts, run.details)
+    parts = []
+    if summary:
+        parts.append(f'<div class="summary">{esc(summary)}</div>')
+    if run.message and (summary is None or current() != "en" or run.message != summary):
+        parts.append(f'<div class="muted">{esc(run.message)}</div>')
+    return "".join(parts)
 
 
 def _head(*labels: str) -> str:
@@ -433,7 +446,7 @@ def run_page(run: RunRecord, *, page: int, per_page: int, replica: str) -> str:
     body = (
         f"<h1>{esc(_('Run'))} {esc(run.run_id)} {status_badge(run.status)}</h1>"
         '<section class="card"><div class="table-wrap"><table>'
-        + row(N_("Message"), f"<strong>{esc(run.message or None)}</strong>")
+        + row(N_("Message"), message_html(run) or "—")
         + row(N_("Integration"), esc(run.integration))
         + row(N_("Trigger"), esc(run.trigger) + dry)
         + row(N_("Replica"), esc(run.replica))
