@@ -313,9 +313,10 @@ def test_the_products_decoder_reads_only_what_a_stock_job_needs() -> None:
             b' "quantity_at_warehouse3": 4, "option_values": [{"id": 1}]}]}]')
     typed = products_decoder((3,))(body)
     assert all(isinstance(item, msgspec.Struct) for item in typed)
-    assert not hasattr(typed[0], "title") and not hasattr(typed[0].variants[0], "price")
+    # The title is read (reports name the product); descriptions and prices are not.
+    assert not hasattr(typed[0], "description") and not hasattr(typed[0].variants[0], "price")
     assert products_from_wire(typed, (3,)) == [
-        Product(1, "t", (Variant(5, 1, "A", None, 2.0, {3: 4.0}),))]
+        Product(1, "t", (Variant(5, 1, "A", None, 2.0, {3: 4.0}),), "Bolt")]
     # Any other shape is parsed in full, for the parsers to report item by item.
     odd = b'[{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]'
     assert products_decoder()(odd) == [{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]

@@ -73,3 +73,20 @@ def test_partial_message_says_how_much_went_through_first() -> None:
     many = partial_message(5, writes, {i: "no" for i in range(5)})
     assert many.startswith("5 of 10 written; 5 refused: K0 (variant 0): no;")
     assert many.endswith("; and 2 more")
+
+
+def test_the_stored_index_keeps_product_titles_and_reads_older_copies() -> None:
+    from stocksyncd.clients.insales import Product, Variant
+    from stocksyncd.integrations.stock.index import InSalesIndex, ScanResult
+
+    index = InSalesIndex(watermark="2026-01-01T00:00:00.000+00:00")
+    index.merge(ScanResult({10: Product(10, "t", (Variant(1, 10, "A", None, 5.0),),
+                                        "Болт М6")}, 1, []))
+    stored = index.to_json()
+    restored = InSalesIndex.from_json(stored)
+    assert restored is not None and restored.products[10].title == "Болт М6"
+    # A copy stored before titles were kept: three elements per product.
+    stored["products"] = [entry[:3] for entry in stored["products"]]
+    older = InSalesIndex.from_json(stored)
+    assert older is not None and older.products[10].title == ""
+    assert older.products[10].variants == restored.products[10].variants

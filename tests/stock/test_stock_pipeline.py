@@ -93,6 +93,7 @@ async def test_full_run_writes_exactly_the_changed_matched_unique_variants(
     dup_entry = skips["duplicate_target", "444"]
     assert dup_entry["source_ref"] == "s4" and dup_entry["detail"].startswith("variants ")
     assert dup_entry["admin_url"].endswith(f"/admin2/products/{dup_entry['product_id']}")
+    assert dup_entry["product_title"] == "Product"  # the simulator's title
     assert result.conflicts == ["444"]
     assert sim.variant(vb)["quantity"] == 8 and sim.variant(va)["quantity"] == 5
     assert [(ch.key, ch.old, ch.new, ch.applied) for ch in result.changes] == [

@@ -17,7 +17,7 @@ SKIPS = [
     {"key": "=HYPERLINK(\"http://evil\")", "reason": "null", "source_ref": "ms-7",
      "variant_id": None, "product_id": None, "detail": "null", "admin_url": ""},
     {"key": "DUP-1", "reason": "duplicate_target", "source_ref": "ms-3", "variant_id": 51,
-     "product_id": 5, "detail": "variants 51, 52",
+     "product_id": 5, "product_title": "Болт М6", "detail": "variants 51, 52",
      "admin_url": "https://shop.example/admin2/products/5"},
     {"key": "OLD-7", "reason": "not_in_source", "source_ref": "", "variant_id": 61,
      "product_id": 6, "detail": "", "admin_url": "https://shop.example/admin2/products/6"},

@@ -89,11 +89,13 @@ async def test_run_page_names_the_keys_behind_every_reason(make_client: ClientFa
     assert "no InSales variant has the key" in text and "4600000000999" in text
     assert "ms-999" in text and "variants 51, 52" in text and "Футболка красная M" in text
     assert 'href="https://shop.example/admin2/products/5"' in text
+    assert "Болт М6 ↗" in text  # the InSales product's title links to it
     assert "=HYPERLINK(&quot;http://evil&quot;)" in text  # escaped, not markup
     resp = await client.get("/runs/run-119/skips.csv")
     rows = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
     assert rows[0] == ["reason", "reason_text", "key", "source_ref", "source_name",
-                       "variant_id", "product_id", "admin_url", "detail"]
+                       "variant_id", "product_id", "product_title", "admin_url", "detail"]
+    assert rows[[r[2] for r in rows].index("DUP-1")][7] == "Болт М6"
     by_key = {r[2]: r for r in rows[1:]}
     assert by_key["4600000000999"][:5] == ["not_in_target", "no InSales variant has the key",
                                           "4600000000999", "ms-999", "Футболка красная M"]

@@ -491,7 +491,7 @@ def _products_json(products: Iterable[Product]) -> list[Any]:
         [p.id, p.updated_at,
          # (n, q) tuples are written as JSON arrays, as lists would be
          [[v.id, v.sku, v.barcode, v.quantity, list(v.warehouses.items())]
-          for v in p.variants]]
+          for v in p.variants], p.title]
         for p in products
     ]
 
@@ -499,13 +499,16 @@ def _products_json(products: Iterable[Product]) -> list[Any]:
 def _products_from_json(raw: Any) -> dict[int, Product]:
     """Products from their stored form; raises KeyError/TypeError/ValueError when damaged."""
     products = {}
-    for raw_pid, updated, raw_variants in raw:
+    for entry in raw:
+        # Copies stored before titles were kept have three elements.
+        raw_pid, updated, raw_variants, *rest = entry
         pid = int(raw_pid)
+        title = rest[0] if rest and isinstance(rest[0], str) else ""
         products[pid] = Product(pid, str(updated), tuple(
             Variant(int(vid), pid, sku, barcode, qty,
                     {int(n): q for n, q in wh} if wh else {})
             for vid, sku, barcode, qty, wh in raw_variants
-        ))
+        ), title)
     return products
 
 

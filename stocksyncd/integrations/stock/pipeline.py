@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from stocksyncd.clients.insales import InSalesClient, Product, basic_auth, warehouse_field
@@ -243,6 +243,7 @@ class StockSyncIntegration:
                      name=self.name, mode=report.mode, pages=report.pages, n=report.products_read)
         plan = plan_reduced(source, rows.of(index), zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
+        result.details["skips"] = skip_rows(plan.skips, self.shop_url, _titles(index))
         # The whole index is stored after a full scan, or when the journal has grown
         # to a good part of it; otherwise this run only adds an entry to the journal.
         rewrite = report.mode == "full" or index.snapshot is None or (
@@ -405,7 +406,16 @@ class StockSyncIntegration:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
         result.details.update(details)
-        result.details["skips"] = skip_rows(plan.skips, self.shop_url)
+
+
+def _titles(index: InSalesIndex) -> Callable[[int], str]:
+    """A product's title by id, for the skip list ("" when unknown)."""
+    products = index.products
+
+    def title(pid: int) -> str:
+        found = products.get(pid)
+        return found.title if found is not None else ""
+    return title
 
 
 async def _cancelled(task: asyncio.Future[Any]) -> None:

@@ -5,7 +5,7 @@ Kept apart from the pipeline: the pipeline only copies these into the result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from stocksyncd.integrations.stock.plan import PlannedWrite, Skip
@@ -20,11 +20,16 @@ def product_admin_url(shop_url: str, product_id: int | None) -> str:
     return f"{shop_url.rstrip('/')}/admin2/products/{product_id}"
 
 
-def skip_rows(skips: Iterable[Skip], shop_url: str) -> list[dict[str, Any]]:
-    """The skips as JSON-able rows (stored with the run, shown on its page)."""
-    return [
-        {**s._asdict(), "admin_url": product_admin_url(shop_url, s.product_id)} for s in skips
-    ]
+def skip_rows(skips: Iterable[Skip], shop_url: str,
+              titles: Callable[[int], str] | None = None) -> list[dict[str, Any]]:
+    """The skips as JSON-able rows (stored with the run, shown on its page), with the
+    InSales product's title (``titles``) and a link to it in the shop's admin."""
+    rows = []
+    for s in skips:
+        title = titles(s.product_id) if titles is not None and s.product_id is not None else ""
+        rows.append({**s._asdict(), "product_title": title,
+                     "admin_url": product_admin_url(shop_url, s.product_id)})
+    return rows
 
 
 def partial_message(written: int, writes: list[PlannedWrite],

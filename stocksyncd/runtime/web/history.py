@@ -128,10 +128,10 @@ async def run_skips_csv(request: web.Request) -> web.Response:
     if run is None:
         raise web.HTTPNotFound(text="no run with this id is stored\n")
     head = ["reason", "reason_text", "key", "source_ref", "source_name", "variant_id",
-            "product_id", "admin_url", "detail"]
+            "product_id", "product_title", "admin_url", "detail"]
     rows = ([e.get("reason"), pages.reason_label(str(e.get("reason"))), e.get("key"),
              e.get("source_ref"), e.get("source_name"), e.get("variant_id"),
-             e.get("product_id"), e.get("admin_url"), e.get("detail")]
+             e.get("product_id"), e.get("product_title"), e.get("admin_url"), e.get("detail")]
             for e in pages.skip_entries(run))
     return csv_response(f"run-{run.run_id}-skips.csv", head, rows)
 

@@ -366,8 +366,10 @@ def _variant_cell(entry: dict[str, Any]) -> str:
         return "—"
     text = esc(_("variant {variant}").format(variant=variant))
     url = entry.get("admin_url")
+    title = entry.get("product_title")
     if isinstance(url, str) and url.startswith(("https://", "http://")):
-        label = esc(_("product {product}").format(product=product))
+        label = esc(title if isinstance(title, str) and title
+                    else _("product {product}").format(product=product))
         return (f'{text} · <a href="{esc(url)}" target="_blank" rel="noopener noreferrer">'
                 f"{label} ↗</a>")
     return text
