@@ -21,6 +21,7 @@ import orjson
 from stocksyncd import __version__
 from stocksyncd.config import Config, default_config_path, load_config
 from stocksyncd.errors import ConfigError
+from stocksyncd.i18n.formats import fmt_duration
 
 if TYPE_CHECKING:
     from stocksyncd.integrations.base import RunResult
@@ -97,7 +98,7 @@ def cmd_run(path: Path | None) -> int:
 def _print_summary(result: RunResult) -> None:
     c = result.counts
     mode = " (dry run: nothing written)" if result.dry_run else ""
-    print(f"{result.integration}: {result.status}{mode} in {result.duration_s:.1f}s")
+    print(f"{result.integration}: {result.status}{mode} in {fmt_duration(result.duration_s)}")
     if result.message:
         print(f"  {result.message}")
     rows = [("source items", c.source), ("target items", c.target), ("matched", c.matched),

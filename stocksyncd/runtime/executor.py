@@ -19,6 +19,8 @@ from loguru import logger
 
 from stocksyncd.clock import Clock
 from stocksyncd.config import IntegrationBase, effective_every
+from stocksyncd.i18n import using
+from stocksyncd.i18n.formats import fmt_duration
 from stocksyncd.integrations.base import Integration, RunContext, RunResult
 from stocksyncd.redact import redact
 from stocksyncd.runtime.debugdump import dump_run
@@ -60,11 +62,13 @@ def run_deadline(cfg: IntegrationBase, type_: str) -> float:
 def summary_line(result: RunResult) -> str:
     """One line for the log: integration, status, counts, duration."""
     c = result.counts
+    with using("en"):  # logs stay English, whoever pressed "Run now"
+        duration = fmt_duration(result.duration_s)
     text = (
         f"{result.integration}: {result.status}{' (dry run)' if result.dry_run else ''} "
         f"source={c.source} target={c.target} matched={c.matched} changed={c.changed} "
         f"written={c.written} skipped={c.skipped} conflicts={len(result.conflicts)} "
-        f"errors={len(result.errors)} in {result.duration_s:.1f}s"
+        f"errors={len(result.errors)} in {duration}"
     )
     if result.message:
         text += f": {result.message}"
