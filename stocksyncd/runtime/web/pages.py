@@ -431,7 +431,9 @@ def run_page(run: RunRecord, *, page: int, per_page: int, replica: str) -> str:
                        lambda p: f"?page={p}") if pages > 1 else ""
     note = ""
     if run.changes_total > total:
-        note = (f'<p class="muted">{esc(_("The store kept {kept} of {total} changes for this run.").format(kept=total, total=run.changes_total))}</p>')  # noqa: E501
+        kept = _("The store kept {kept} of {total} changes for this run.").format(
+            kept=total, total=run.changes_total)
+        note = f'<p class="muted">{esc(kept)}</p>'
     details = ""
     shown = {k: v for k, v in run.details.items() if k != "skips"}
     if shown:
@@ -565,8 +567,10 @@ class UnmatchedView:
 
 def unmatched_page(views: list[UnmatchedView], *, replica: str) -> str:
     """``GET /unmatched``: what to link, per stock integration."""
-    parts = [f"<h1>{esc(_('Unmatched'))}</h1>",
-             f'<p class="muted">{esc(_("Keys found on one side only, as the latest run of each stock integration saw them. Give the InSales variant the source key (or the other way round) to link them."))}</p>']  # noqa: E501
+    intro = _("Keys found on one side only, as the latest run of each stock integration saw "
+              "them. Give the InSales variant the source key (or the other way round) to link "
+              "them.")
+    parts = [f"<h1>{esc(_('Unmatched'))}</h1>", f'<p class="muted">{esc(intro)}</p>']
     if not views:
         parts.append(f'<p class="muted">{esc(_("No stock integration is configured."))}</p>')
     for view in views:
