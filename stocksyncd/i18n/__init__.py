@@ -38,7 +38,10 @@ def current() -> str:
 
 
 def _(message: str) -> str:
-    """``message`` in the current language."""
+    """``message`` in the current language ("" stays "": gettext would give the
+    catalogue's header for it)."""
+    if not message:
+        return message
     return translations(_language.get()).gettext(message)
 
 

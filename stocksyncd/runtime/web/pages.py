@@ -234,7 +234,7 @@ def run_row(run: RunRecord) -> str:
         f'<td data-label="{esc(_("Duration"))}" class="num">{fmt_duration(run.duration_s)}</td>'
         f'<td data-label="{esc(_("Counts"))}">{counts_text(run.counts)}</td>'
         f'<td data-label="{esc(_("Conflicts"))}">{conflicts}</td>'
-        f'<td data-label="{esc(_("Errors"))}">{errors_list(run.errors) or "—"}{message}</td>'
+        f'<td data-label="{esc(_("Errors"))}">{errors_list(run.errors) + message or "—"}</td>'
         f'<td data-label="{esc(_("Trigger"))}">{esc(run.trigger)} · {esc(run.replica)}</td>'
         "</tr>"
     )
