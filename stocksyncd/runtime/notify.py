@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from loguru import logger
@@ -293,7 +293,3 @@ class Notifier:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.cfg.timeout):
                     await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def describe(self) -> dict[str, Any]:
-        """What /healthz or logs may show about the destinations (no secrets)."""
-        return {"destinations": [shown_url(u) for u in self.urls]}
