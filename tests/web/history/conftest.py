@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from stocksyncd.i18n.formats import set_timezone
 from stocksyncd.integrations.base import Change, RunCounts, RunResult, RunStatus
-from stocksyncd.state import SqlStateStore
+from stocksyncd.runtime.metrics import Metrics
+from stocksyncd.state import SqlStateStore, open_store
+
+from ..conftest import FakeView, default_jobs, make_config
+from ..test_browser import served  # noqa: F401 - the app on a socket, over ``view`` below
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 KEY = "4600000000228"
@@ -60,3 +69,28 @@ async def seed(store: SqlStateStore) -> None:
         await add_run(store, f"run-{i:03d}", name, at, status=status, changes=changes,
                       skips=SKIPS if i in (117, 119) else None,
                       message="insales: 503 after retries" if status == "failed" else "")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStateStore]:
+    """A SQLite store holding ``seed``'s history."""
+    s = await open_store(f"sqlite:///{tmp_path}/state.db")
+    await seed(s)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def history_view(store: SqlStateStore) -> Iterator[FakeView]:
+    """A daemon over ``store`` showing times in Moscow."""
+    config = make_config()
+    config = config.model_copy(
+        update={"web": config.web.model_copy(update={"timezone": "Europe/Moscow"})})
+    yield FakeView(config, store, Metrics(), default_jobs())  # type: ignore[arg-type]
+    set_timezone("")  # the zone is per process: leave the server's for other tests
+
+
+@pytest.fixture
+def view(history_view: FakeView) -> FakeView:
+    """What ``served`` serves here: the daemon over the seeded history."""
+    return history_view

@@ -9,50 +9,12 @@ import csv
 import io
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from stocksyncd.i18n.formats import set_timezone
-from stocksyncd.runtime.metrics import Metrics
-from stocksyncd.runtime.web import create_app
-from stocksyncd.state import SqlStateStore, open_store
-
-from .conftest import FakeView, default_jobs, make_config
-from .history_seed import KEY, seed
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStateStore]:
-    s = await open_store(f"sqlite:///{tmp_path}/state.db")
-    await seed(s)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-def history_view(store: SqlStateStore) -> Iterator[FakeView]:
-    config = make_config()
-    config = config.model_copy(
-        update={"web": config.web.model_copy(update={"timezone": "Europe/Moscow"})})
-    yield FakeView(config, store, Metrics(), default_jobs())  # type: ignore[arg-type]
-    set_timezone("")
-
-
-@pytest.fixture
-async def served(history_view: FakeView) -> AsyncIterator[str]:
-    runner = web.AppRunner(create_app(history_view))
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+from ..test_browser import CHROMIUM, CHROMIUM_ARGS
+from .conftest import KEY
 
 
 def keep(shot: Path) -> None:

@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import pytest
-
-from stocksyncd.i18n.formats import set_timezone
 from stocksyncd.runtime.metrics import Metrics
-from stocksyncd.state import SqlStateStore, open_store
+from stocksyncd.state import SqlStateStore
 
-from .conftest import ClientFactory, FakeView, default_jobs, make_config
-from .history_seed import KEY, seed
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStateStore]:
-    s = await open_store(f"sqlite:///{tmp_path}/state.db")
-    await seed(s)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-def history_view(store: SqlStateStore) -> Iterator[FakeView]:
-    config = make_config()
-    config = config.model_copy(
-        update={"web": config.web.model_copy(update={"timezone": "Europe/Moscow"})})
-    yield FakeView(config, store, Metrics(), default_jobs())  # type: ignore[arg-type]
-    set_timezone("")  # the zone is per process: leave the server's for other tests
+from ..conftest import ClientFactory, FakeView, default_jobs, make_config
+from .conftest import KEY
 
 
 async def test_runs_page_pages_and_filters(make_client: ClientFactory,
