@@ -170,7 +170,9 @@ class Executor:
             run_log.error("could not record the run: {}", exc)
         if self.metrics is not None:
             self.metrics.record_run(result)
-        if self.after_run is not None:
+        # A run cut off by a shutdown is not news for the owner (and its task may be
+        # cancelled again while telling).
+        if self.after_run is not None and cancelled is None:
             await self.after_run(result)
         if capture is not None and self.debug_dir is not None:
             try:
