@@ -220,3 +220,29 @@ async def test_the_daemon_tells_a_failed_run_to_the_configured_url(tmp_path: Pat
     assert len(got) == 1
     assert got[0]["title"] == "a: запуск не удался"
     assert "insales: 503 after 5 attempts" in got[0]["message"]
+
+
+async def test_the_executor_tells_finished_runs_but_not_ones_cut_off_at_shutdown(
+    clock: FakeClock,
+) -> None:
+    from stocksyncd.runtime.executor import Executor
+
+    from .fakes import GatedIntegration, MemoryStore
+
+    told: list[str] = []
+
+    async def after_run(result: RunResult) -> None:
+        told.append(f"{result.integration}:{result.status}")
+
+    ex = Executor(state=MemoryStore(), clock=clock, replica="r1",  # type: ignore[arg-type]
+                  after_run=after_run)
+    done = GatedIntegration("shop", error=RuntimeError("boom"))
+    done.release.set()
+    await ex.run(done, trigger="schedule", dry_run=False, deadline=60)
+    cut = GatedIntegration("other")
+    task = asyncio.create_task(ex.run(cut, trigger="schedule", dry_run=False, deadline=60))
+    await cut.started.wait()
+    task.cancel("cancelled at shutdown")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert told == ["shop:failed"]
