@@ -20,7 +20,7 @@ from stocksyncd.i18n import _, negotiate, set_language
 from stocksyncd.i18n.formats import day_start, local, set_timezone
 from stocksyncd.runtime.view import DaemonView
 from stocksyncd.runtime.web import pages
-from stocksyncd.state.api import RunRecord
+from stocksyncd.state.api import RunPage, RunRecord
 
 RUNS_PER_PAGE = 50
 CHANGES_PER_PAGE = 100
@@ -82,10 +82,16 @@ async def runs_list(request: web.Request) -> web.Response:
         query.since = query.until = ""
     if query.status and query.status not in STATUSES:
         query.status = ""
-    page = await view.state.list_runs(
-        integration=query.integration or None, status=query.status or None, since=since,
-        until=until, offset=(query.page - 1) * RUNS_PER_PAGE, limit=RUNS_PER_PAGE)
+    async def fetch(number: int) -> RunPage:
+        return await view.state.list_runs(
+            integration=query.integration or None, status=query.status or None, since=since,
+            until=until, offset=(number - 1) * RUNS_PER_PAGE, limit=RUNS_PER_PAGE)
+
+    page = await fetch(query.page)
     pages_total = max(1, -(-page.total // RUNS_PER_PAGE))
+    if query.page > pages_total:  # past the end (an old link): show the last page
+        query.page = pages_total
+        page = await fetch(query.page)
     names = sorted(set(view.config.integrations) | ({query.integration} - {""}))
     return _html(pages.runs_page(page.runs, total=page.total, query=query, pages=pages_total,
                                  integrations=names, problem=problem, replica=view.replica))
@@ -102,6 +108,10 @@ async def changes_search(request: web.Request) -> web.Response:
     found = await view.state.search_changes(term, offset=(page_no - 1) * CHANGES_PER_PAGE,
                                             limit=CHANGES_PER_PAGE)
     pages_total = max(1, -(-found.total // CHANGES_PER_PAGE))
+    if page_no > pages_total:  # past the end: show the last page
+        page_no = pages_total
+        found = await view.state.search_changes(
+            term, offset=(page_no - 1) * CHANGES_PER_PAGE, limit=CHANGES_PER_PAGE)
     return _html(pages.changes_page(found.hits, term=term, total=found.total, page=page_no,
                                     pages=pages_total, replica=view.replica))
 

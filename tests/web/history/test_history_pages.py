@@ -20,6 +20,8 @@ async def test_runs_page_pages_and_filters(make_client: ClientFactory,
     assert first.index("run-119") < first.index("run-118")  # newest first
     third = await (await client.get("/runs?page=3")).text()
     assert "run-019" in third and "run-000" in third and "next →" not in third
+    assert "run-000" in await (await client.get("/runs?page=99")).text()  # the last page
+    assert "v5" in await (await client.get(f"/changes?q={KEY}&page=9")).text()
     failed = await (await client.get("/runs?integration=warehouse&status=failed")).text()
     assert "12 runs" in failed and "run-013" in failed and "run-012" not in failed
     assert 'value="failed" selected' in failed
