@@ -426,7 +426,12 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       + (f"**missed** at {', '.join(missed)}" if missed else "") + " (see the table).\n")
     _analysis(rows, cpu, w)
     out += ["", *ms_latency_section(results)]
-    (docs / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n")
+    # The history section comes from ``python -m bench.history``: keep it.
+    old = docs / "benchmarks.md"
+    kept = ""
+    if old.exists() and (at := old.read_text().find("\n## History queries")) >= 0:
+        kept = "\n" + old.read_text()[at:].strip() + "\n"
+    (docs / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n" + kept)
     if (results / "mouser.json").exists():  # python -m bench --mouser keeps its own section
         from bench.mouser_day import write_section
 

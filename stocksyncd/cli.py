@@ -22,6 +22,7 @@ import orjson
 from stocksyncd import __version__
 from stocksyncd.config import Config, default_config_path, load_config
 from stocksyncd.errors import ConfigError
+from stocksyncd.i18n.formats import fmt_duration
 
 if TYPE_CHECKING:
     from stocksyncd.integrations.access import AccessResult
@@ -173,7 +174,7 @@ def cmd_run(path: Path | None) -> int:
 def _print_summary(result: RunResult) -> None:
     c = result.counts
     mode = " (dry run: nothing written)" if result.dry_run else ""
-    print(f"{result.integration}: {result.status}{mode} in {result.duration_s:.1f}s")
+    print(f"{result.integration}: {result.status}{mode} in {fmt_duration(result.duration_s)}")
     if result.message:
         print(f"  {result.message}")
     rows = [("source items", c.source), ("target items", c.target), ("matched", c.matched),
@@ -181,6 +182,9 @@ def _print_summary(result: RunResult) -> None:
     for label, value in rows:
         print(f"  {label:<14}{value:>8}")
     for reason, n in sorted(c.skipped_by_reason.items()):
+        print(f"    {reason:<20}{n:>6}")
+    print(f"  {'unmatched':<14}{c.unmatched:>8}")
+    for reason, n in sorted(c.unmatched_by_reason.items()):
         print(f"    {reason:<20}{n:>6}")
     if result.changes:
         title = "planned changes" if result.dry_run else "changes"

@@ -15,6 +15,7 @@ import socket
 import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -156,6 +157,22 @@ class WebConfig(Strict):
                 raise ValueError(f"{name!r} is not a host name (give it without port or path)")
             cleaned.append(host)
         return tuple(cleaned)
+
+    # "en", "ru", or "auto": the browser's Accept-Language picks (English otherwise).
+    language: Literal["auto", "en", "ru"] = "auto"
+    # IANA zone for the times shown ("Europe/Moscow"); "" = the server's own zone.
+    timezone: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(
+                    f"{value!r} is not a known time zone (e.g. Europe/Moscow)") from exc
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -385,6 +402,27 @@ def effective_every(cfg: IntegrationBase, type_: str) -> float | None:
     return DEFAULT_EVERY[type_]
 
 
+class NotifyConfig(Strict):
+    """``[notify]``: messages through apprise (Telegram, e-mail, webhooks...) on state changes."""
+
+    # One apprise URL per destination; each is a secret (it holds tokens).
+    urls: list[SecretStr] = []
+    language: Literal["en", "ru"] = "en"
+    run_failed: bool = True
+    zero_guard: bool = True  # a run aborted by the zero guard
+    new_conflicts: bool = True
+    failing: bool = True  # a job failing ``failing_after`` times in a row
+    failing_after: int = Field(default=3, ge=1)
+    recovered: bool = True
+    lifecycle: bool = True  # Mouser lifecycle changes
+    # While a problem lasts, at most one digest of its repeats per this long.
+    digest_every: Duration = 21600.0
+    timeout: Duration = 30.0
+    # The status page as the owner opens it ("https://stock.example.ru"): messages link
+    # to the run. Empty: no links.
+    page_url: str = ""
+
+
 class Config(BaseSettings):
     """The whole configuration."""
 
@@ -401,6 +439,7 @@ class Config(BaseSettings):
     daemon: DaemonConfig = DaemonConfig()
     web: WebConfig = WebConfig()
     http: HttpConfig = HttpConfig()
+    notify: NotifyConfig = NotifyConfig()
     shops: dict[str, ShopConfig] = {}
     integrations: dict[str, IntegrationConfig] = {}
 
@@ -452,6 +491,9 @@ class Config(BaseSettings):
                     walk(getattr(obj, name))
             elif isinstance(obj, dict):
                 for v in obj.values():
+                    walk(v)
+            elif isinstance(obj, list | tuple):
+                for v in obj:
                     walk(v)
 
         walk(self)

@@ -80,6 +80,7 @@ class Product(NamedTuple):
     id: int
     updated_at: str
     variants: tuple[Variant, ...]
+    title: str = ""  # for reports: which product a variant belongs to
 
 
 @dataclass
@@ -259,7 +260,9 @@ def parse_product(raw: object, problems: list[str]) -> Product | None:
         raw_variants = []
     variants = [v for r in raw_variants if (v := parse_variant(r, pid, problems)) is not None]
     updated = raw.get("updated_at")
-    return Product(pid, updated if isinstance(updated, str) else "", tuple(variants))
+    title = raw.get("title")
+    return Product(pid, updated if isinstance(updated, str) else "", tuple(variants),
+                   title if isinstance(title, str) else "")
 
 
 _VARIANT_FIELDS = ("id", "product_id", "sku", "barcode", "quantity")
@@ -303,6 +306,7 @@ def products_decoder(warehouses: tuple[int, ...] = ()) -> Decoder:
         ("variants", GenericAlias(list, variant)),
         ("updated_at", str | None, None),
         ("archived", bool | None, None),
+        ("title", str | None, None),
     ], gc=False)
     return selective(GenericAlias(list, product))
 
@@ -330,7 +334,7 @@ def products_from_wire(items: list[Any], warehouses: tuple[int, ...]) -> list[Pr
                                     _clean_text(v.sku), _clean_text(v.barcode),
                                     quantity if type(quantity) is not str else _number(quantity),
                                     stock or _NO_WAREHOUSES))
-        products.append(Product(pid, item.updated_at or "", tuple(variants)))
+        products.append(Product(pid, item.updated_at or "", tuple(variants), item.title or ""))
     return products
 
 

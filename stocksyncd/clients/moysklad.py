@@ -399,6 +399,7 @@ class _Row(TypedDict, total=False):
 
     id: Any
     archived: Any  # read by the incremental source, which asks for archived ones too
+    name: Any  # for reports (which item a key belongs to)
     article: Any
     code: Any
     externalCode: Any

@@ -43,8 +43,12 @@ class RunCounts:
     matched: int = 0
     changed: int = 0
     written: int = 0
-    skipped: int = 0
+    skipped: int = 0  # could not be written: bad values, conflicts
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    # Keys found on one side only (``not_in_target``, ``not_in_source``): nothing
+    # is wrong with them, they are simply not linked, so they are not "skipped".
+    unmatched: int = 0
+    unmatched_by_reason: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Count ``n`` items skipped for ``reason``."""
@@ -52,6 +56,13 @@ class RunCounts:
             return
         self.skipped += n
         self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + n
+
+    def unmatch(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` keys found on one side only, for ``reason``."""
+        if n <= 0:
+            return
+        self.unmatched += n
+        self.unmatched_by_reason[reason] = self.unmatched_by_reason.get(reason, 0) + n
 
 
 @dataclass

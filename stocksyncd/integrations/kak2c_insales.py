@@ -90,6 +90,9 @@ class Kak2cSource:
         items: list[SourceItem] = []
         for product in products:
             variants = product.get("variants") if isinstance(product, dict) else None
+            name = product.get("shortName") if isinstance(product, dict) else None
+            if not isinstance(name, str):
+                name = ""
             if not isinstance(variants, list):
                 variants = []
             for variant in variants:
@@ -103,6 +106,7 @@ class Kak2cSource:
                     key=None if key is None else str(key),
                     quantity=variant_stock(variant, self.stock_field),
                     ref=ref,
+                    name=name,
                 ))
         return items
 

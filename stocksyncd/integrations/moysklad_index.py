@@ -133,11 +133,13 @@ class SourceIndex:
     stock: dict[str, object] = field(default_factory=dict)
     snapshot: str = ""
     archived: set[str] = field(default_factory=set)  # archived since the last full read
+    # Product names, for reports only (which item a key belongs to); never judged.
+    names: dict[str, str] = field(default_factory=dict)
 
     def items_json(self) -> dict[str, Any]:
         """The stored form of the items."""
         return {"snapshot": self.snapshot, "products": self.products, "stock": self.stock,
-                "archived": sorted(self.archived)}
+                "archived": sorted(self.archived), "names": self.names}
 
     @classmethod
     def from_json(cls, data: Any, snapshot: str) -> SourceIndex | None:
@@ -149,8 +151,11 @@ class SourceIndex:
         if not isinstance(products, dict) or not isinstance(stock, dict) or not isinstance(
                 archived, list):
             return None
+        names = data.get("names")
         return cls(products={str(k): str(v) for k, v in products.items()},
-                   stock=dict(stock), snapshot=snapshot, archived={str(a) for a in archived})
+                   stock=dict(stock), snapshot=snapshot, archived={str(a) for a in archived},
+                   names={str(k): str(v) for k, v in names.items()}
+                   if isinstance(names, dict) else {})
 
     def renamed(self) -> None:
         """A new name for a changed copy (the header written with it names it)."""
@@ -238,6 +243,9 @@ def apply_window(index: SourceIndex, products: Iterable[Mapping[str, Any]],
         out.products += 1
         pid = product_id(row)
         key = product_key(row, field_name)
+        name = row.get("name")
+        if type(name) is str:
+            index.names[pid] = name
         if row.get("archived") is True:
             if pid not in archived and pid in keyed:
                 archived.add(pid)

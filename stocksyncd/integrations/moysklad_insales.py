@@ -138,7 +138,7 @@ class MoySkladSource:
         since = self.client.earliest_date
         stock = stock_task.result()
         index = SourceIndex(stock=stock)
-        _keyed(products_task.result(), self.key, index.products)
+        _keyed(products_task.result(), self.key, index)
         return index, since
 
     async def _read_window(self, ctx: RunContext, index: SourceIndex,
@@ -251,26 +251,31 @@ class MoySkladSource:
         return self.client.requests_made()
 
 
-def _keyed(products: Sequence[dict[str, Any]], field: str, out: dict[str, str]) -> None:
-    """Each product with a key into ``out`` (id -> key)."""
+def _keyed(products: Sequence[dict[str, Any]], field: str, index: SourceIndex) -> None:
+    """Each product with a key into ``index`` (id -> key, and its name for reports)."""
     for row in products:
         key = product_key(row, field)
         if key is not None:  # the filter asked for a key; an answer without one is not ours
-            out[product_id(row)] = key
+            pid = product_id(row)
+            index.products[pid] = key
+            name = row.get("name")
+            if type(name) is str:
+                index.names[pid] = name
 
 
 def _items(index: SourceIndex) -> list[SourceItem]:
     """The whole picture: each keyed product with its figure (absent from the report = 0)."""
     items: list[SourceItem] = []
-    add, stock = items.append, index.stock
+    add, stock, names = items.append, index.stock, index.names
     for ref, key in index.products.items():
+        name = names.get(ref, "")
         if not is_entity_id(ref):
             # Without its id a product's row in the report cannot be found: its
             # stock is unknown, never the 0 of "absent from the report".
-            add(SourceItem(key, NO_PRODUCT_ID, ref[:60]))
+            add(SourceItem(key, NO_PRODUCT_ID, ref[:60], name))
             continue
         # Products that never took part in an operation are not in the report.
-        add(SourceItem(key, stock.get(ref, 0), ref))
+        add(SourceItem(key, stock.get(ref, 0), ref, name))
     return items
 
 

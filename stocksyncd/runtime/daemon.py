@@ -34,6 +34,7 @@ from stocksyncd.runtime.fence import MARGIN, HeldLease
 from stocksyncd.runtime.heap import settle_heap
 from stocksyncd.runtime.history import prune_history
 from stocksyncd.runtime.logs import setup_logging
+from stocksyncd.runtime.notify import Notifier as Notifications
 from stocksyncd.runtime.resources import IntegrationResources, SharedResources
 from stocksyncd.runtime.scheduler import (
     JobScheduler,
@@ -47,6 +48,7 @@ from stocksyncd.runtime.view import DaemonView, JobInfo
 from stocksyncd.state.api import StateStore
 
 if TYPE_CHECKING:
+    from stocksyncd.integrations.base import RunResult
     from stocksyncd.runtime.metrics import Metrics
 
 HEARTBEAT_EVERY = 15.0
@@ -151,6 +153,7 @@ class Daemon:
         self.started_at = clock.now()
         self._state: StateStore | None = None
         self._executor: Executor | None = None
+        self._notifications: Notifications | None = None  # [notify]: apprise messages
         self._resources: SharedResources | None = None
         self._scheduler = JobScheduler(self._due, start_delay=start_delay)
         self._live: dict[str, Live] = {}
@@ -503,9 +506,11 @@ class Daemon:
         self._fair = FairShare(self._state, self.replica, clock=self.clock)
         self._resources = SharedResources(clock=self.clock, observer=self.metrics,
                                           state=self._state)
+        self._notifications = self._make_notifications(config)
         self._executor = Executor(
             state=self._state, clock=self.clock, replica=self.replica,
             metrics=self.metrics, debug_dir=config.daemon.debug_dir,
+            after_run=self._after_run,
         )
         for name, cfg in config.integrations.items():
             if cfg.enabled and (live := self._build(name, config)) is not None:
@@ -520,6 +525,16 @@ class Daemon:
                 asyncio.create_task(watchdog_loop(self.notifier, interval), name="watchdog"))
         logger.info("stocksyncd {} started on replica {}: {}", __version__, self.replica,
                     self._status())
+
+    def _make_notifications(self, config: Config) -> Notifications | None:
+        if not config.notify.urls or self._state is None:
+            return None
+        return Notifications(config.notify, self._state, self.clock,
+                             page_url=config.notify.page_url)
+
+    async def _after_run(self, result: RunResult) -> None:
+        if self._notifications is not None:
+            await self._notifications.after_run(result)
 
     async def reload(self) -> bool:
         """Re-read the config and apply the difference; False (old config kept) on error."""
@@ -539,6 +554,10 @@ class Daemon:
             logger.warning("daemon.state_url changed: takes effect after a restart")
         assert self._executor is not None
         self._executor.debug_dir = new.daemon.debug_dir
+        if new.notify != old.notify:
+            if self._notifications is not None:
+                await self._notifications.close()
+            self._notifications = self._make_notifications(new)
 
         for name in list(self._live):
             gone = name not in new.integrations or not new.integrations[name].enabled
@@ -615,6 +634,8 @@ class Daemon:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._notifications is not None:
+            await self._notifications.close()
         if self._resources is not None:
             await self._resources.close()
         if self._state is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -19,6 +20,8 @@ from loguru import logger
 
 from stocksyncd.clock import Clock
 from stocksyncd.config import IntegrationBase, effective_every
+from stocksyncd.i18n import using
+from stocksyncd.i18n.formats import fmt_duration
 from stocksyncd.integrations.base import Change, Integration, RunContext, RunResult
 from stocksyncd.redact import redact
 from stocksyncd.runtime.debugdump import dump_run
@@ -77,11 +80,13 @@ def audited_changes(audited: list[Change], reported: list[Change]) -> list[Chang
 def summary_line(result: RunResult) -> str:
     """One line for the log: integration, status, counts, duration."""
     c = result.counts
+    with using("en"):  # logs stay English, whoever pressed "Run now"
+        duration = fmt_duration(result.duration_s)
     text = (
         f"{result.integration}: {result.status}{' (dry run)' if result.dry_run else ''} "
         f"source={c.source} target={c.target} matched={c.matched} changed={c.changed} "
         f"written={c.written} skipped={c.skipped} conflicts={len(result.conflicts)} "
-        f"errors={len(result.errors)} in {result.duration_s:.1f}s"
+        f"errors={len(result.errors)} in {duration}"
     )
     if result.message:
         text += f": {result.message}"
@@ -126,12 +131,15 @@ class Executor:
         replica: str,
         metrics: RunMetrics | None = None,
         debug_dir: Path | None = None,
+        after_run: Callable[[RunResult], Awaitable[None]] | None = None,
     ) -> None:
         self.state = state
         self.clock = clock
         self.replica = replica
         self.metrics = metrics
         self.debug_dir = debug_dir
+        # Told about every recorded run (notifications); must not raise.
+        self.after_run = after_run
         # Conflicts persist until someone fixes the data: warn when they change,
         # not on every run of a one-minute job.
         self._conflicts_seen: dict[str, frozenset[str]] = {}
@@ -224,6 +232,10 @@ class Executor:
             cancelled = cancelled or exc
         if self.metrics is not None:
             self.metrics.record_run(result)
+        # A run cut off by a shutdown is not news for the owner (and its task may be
+        # cancelled again while telling).
+        if self.after_run is not None and cancelled is None:
+            await self.after_run(result)
         if capture is not None and self.debug_dir is not None:
             try:
                 await dump_run(self.debug_dir, name, run_id, capture.records,

@@ -41,6 +41,9 @@ class Metrics:
                                ["integration"], registry=r)
         self.skipped = Counter("stocksyncd_items_skipped", "Items skipped, by reason",
                                ["integration", "reason"], registry=r)
+        self.unmatched = Gauge("stocksyncd_keys_unmatched_last_run",
+                               "Keys found on one side only in the last run, by reason",
+                               ["integration", "reason"], registry=r)
         self.conflicts = Gauge("stocksyncd_conflicts_last_run", "Conflicting keys in the last run",
                                ["integration"], registry=r)
         self.http_requests = Counter("stocksyncd_http_requests",
@@ -88,6 +91,9 @@ class Metrics:
             if n > 0:
                 self.skipped.labels(name, reason).inc(n)
         self.conflicts.labels(name).set(len(result.conflicts))
+        if result.status != "failed":  # a failed run may not have seen both sides
+            for reason, n in result.counts.unmatched_by_reason.items():
+                self.unmatched.labels(name, reason).set(n)
         quota_left = result.details.get("mouser_quota_left")
         if isinstance(quota_left, int):
             self.set_quota_left(name, quota_left)
@@ -112,6 +118,13 @@ class Metrics:
                       self.quota_left, self.up):
             with contextlib.suppress(KeyError):
                 gauge.remove(integration)
+        for labels in [k for k in self._unmatched_labels() if k[0] == integration]:
+            with contextlib.suppress(KeyError):
+                self.unmatched.remove(*labels)
+
+    def _unmatched_labels(self) -> list[tuple[str, str]]:
+        return [(s.labels["integration"], s.labels["reason"])
+                for m in self.unmatched.collect() for s in m.samples]
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

@@ -75,6 +75,34 @@ class RunRecord:
 
 
 @dataclass
+class RunPage:
+    """One page of ``list_runs``: the runs and how many match in all."""
+
+    runs: list[RunRecord]
+    total: int
+
+
+@dataclass
+class ChangeHit:
+    """A stored change found by ``search_changes``, with the run it belongs to."""
+
+    run_id: str
+    integration: str
+    started_at: datetime
+    status: str
+    dry_run: bool
+    change: ChangeRecord
+
+
+@dataclass
+class ChangePage:
+    """One page of ``search_changes``: the hits, newest first, and how many in all."""
+
+    hits: list[ChangeHit]
+    total: int
+
+
+@dataclass
 class Lease:
     """Who runs an integration right now (PostgreSQL failover)."""
 
@@ -142,6 +170,17 @@ class StateStore(Protocol):
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """One run with all its changes."""
+        ...
+
+    async def list_runs(self, *, integration: str | None = None, status: str | None = None,
+                        since: datetime | None = None, until: datetime | None = None,
+                        offset: int = 0, limit: int = 50) -> RunPage:
+        """Runs started in [since, until), newest first, without changes; filters optional."""
+        ...
+
+    async def search_changes(self, term: str, *, integration: str | None = None,
+                             offset: int = 0, limit: int = 100) -> ChangePage:
+        """Every stored change whose key or ref is exactly ``term``, newest run first."""
         ...
 
     async def last_success(self, integration: str, *,

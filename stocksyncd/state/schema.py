@@ -87,6 +87,8 @@ runs = sa.Table(
     sa.Index("ix_runs_integration_started", "integration", "started_at"),
     sa.Index("ix_runs_integration_status_finished", "integration", "status", "finished_at"),
     sa.Index("ix_runs_started", "started_at"),
+    # Added by revision 0005: the runs page filters by status.
+    sa.Index("ix_runs_status_started", "status", "started_at"),
 )
 
 run_changes = sa.Table(
@@ -113,6 +115,9 @@ run_changes = sa.Table(
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
     sa.Column("ahead", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_run_changes_run_seq", "run_id", "seq"),
+    # Added by revision 0005: the history search finds changes by key or ref.
+    sa.Index("ix_run_changes_key", "key"),
+    sa.Index("ix_run_changes_ref", "ref"),
 )
 
 kv_values = sa.Table(

@@ -27,11 +27,14 @@ from stocksyncd.errors import WriteFenced
 from stocksyncd.state import retention
 from stocksyncd.state import schema as t
 from stocksyncd.state.api import (
+    ChangeHit,
+    ChangePage,
     ChangeRecord,
     Lease,
     LeaseFence,
     ReplicaInfo,
     ReviewEntry,
+    RunPage,
     RunRecord,
     StoreUnavailable,
 )
@@ -329,12 +332,57 @@ class SqlStateStore:
                 .order_by(t.run_changes.c.seq)
             )).mappings().all()
         record = _run_record(row)
-        record.changes = [
-            ChangeRecord(ref=c["ref"], key=c["key"], field=c["field"], old=c["old"], new=c["new"],
-                         applied=bool(c["applied"]), status=c["status"], reason=c["reason"])
-            for c in changes
-        ]
+        record.changes = [_change_record(c) for c in changes]
         return record
+
+    async def list_runs(self, *, integration: str | None = None, status: str | None = None,
+                        since: datetime | None = None, until: datetime | None = None,
+                        offset: int = 0, limit: int = 50) -> RunPage:
+        """Runs started in [since, until), newest first, without changes; filters optional."""
+        where: list[sa.ColumnElement[bool]] = []
+        if integration is not None:
+            where.append(t.runs.c.integration == integration)
+        if status is not None:
+            where.append(t.runs.c.status == status)
+        if since is not None:
+            where.append(t.runs.c.started_at >= since)
+        if until is not None:
+            where.append(t.runs.c.started_at < until)
+        query = (sa.select(t.runs).where(*where)
+                 .order_by(t.runs.c.started_at.desc(), t.runs.c.run_id.desc())
+                 .offset(max(0, offset)).limit(max(0, limit)))
+        count = sa.select(sa.func.count()).select_from(t.runs).where(*where)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            total = int((await conn.execute(count)).scalar_one())
+        return RunPage(runs=[_run_record(row) for row in rows], total=total)
+
+    async def search_changes(self, term: str, *, integration: str | None = None,
+                             offset: int = 0, limit: int = 100) -> ChangePage:
+        """Every stored change whose key or ref is exactly ``term``, newest run first."""
+        c, r = t.run_changes, t.runs
+        # Both backends answer the OR from the two indexes (bitmap OR on
+        # PostgreSQL, the OR-by-union plan on SQLite): see docs/benchmarks.md.
+        where: list[sa.ColumnElement[bool]] = [sa.or_(c.c.key == term, c.c.ref == term)]
+        if integration is not None:
+            where.append(r.c.integration == integration)
+        joined = c.join(r, r.c.run_id == c.c.run_id)
+        query = (sa.select(c, r.c.integration, r.c.started_at, r.c.status, r.c.dry_run)
+                 .select_from(joined).where(*where)
+                 .order_by(r.c.started_at.desc(), r.c.run_id.desc(), c.c.seq)
+                 .offset(max(0, offset)).limit(max(0, limit)))
+        # Every change belongs to a stored run (foreign key): without a filter on the
+        # run, the total needs no join (a hash join over all runs on PostgreSQL).
+        count = sa.select(sa.func.count()).select_from(
+            joined if integration is not None else c).where(*where)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            total = int((await conn.execute(count)).scalar_one())
+        hits = [ChangeHit(run_id=row["run_id"], integration=row["integration"],
+                          started_at=row["started_at"], status=row["status"],
+                          dry_run=bool(row["dry_run"]), change=_change_record(row))
+                for row in rows]
+        return ChangePage(hits=hits, total=total)
 
     async def last_success(self, integration: str, *,
                            include_dry_runs: bool = True) -> datetime | None:
@@ -698,6 +746,12 @@ def _run_record(row: sa.RowMapping) -> RunRecord:
         requests=dict(row["requests"] or {}), details=dict(row["details"] or {}),
         changes_total=int(row["changes_total"]),
     )
+
+
+def _change_record(row: sa.RowMapping) -> ChangeRecord:
+    return ChangeRecord(ref=row["ref"], key=row["key"], field=row["field"], old=row["old"],
+                        new=row["new"], applied=bool(row["applied"]), status=row["status"],
+                        reason=row["reason"] or "")
 
 
 def _review(row: sa.RowMapping) -> ReviewEntry:

@@ -348,9 +348,10 @@ def test_the_products_decoder_reads_only_what_a_stock_job_needs() -> None:
             b' "quantity_at_warehouse3": 4, "option_values": [{"id": 1}]}]}]')
     typed = products_decoder((3,))(body)
     assert all(isinstance(item, msgspec.Struct) for item in typed)
-    assert not hasattr(typed[0], "title") and not hasattr(typed[0].variants[0], "price")
+    # The title is read (reports name the product); descriptions and prices are not.
+    assert not hasattr(typed[0], "description") and not hasattr(typed[0].variants[0], "price")
     assert products_from_wire(typed, (3,)) == [
-        Product(1, "t", (Variant(5, 1, "A", None, 2.0, {3: 4.0}),))]
+        Product(1, "t", (Variant(5, 1, "A", None, 2.0, {3: 4.0}),), "Bolt")]
     # Any other shape is parsed in full, for the parsers to report item by item.
     odd = b'[{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]'
     assert products_decoder()(odd) == [{"id": 1, "variants": ["nonsense", {"id": 2, "extra": 1}]}]
@@ -458,7 +459,8 @@ def test_fixture_product_create_warehouse_figure_as_a_string() -> None:
     product = parse_product(_fixture("docs_product_create_201_913.json"), problems)
     assert problems == []
     assert product == Product(913, "", (
-        Variant(2176487279, 913, "DOCS-SIMPLE", "4600000000017", 3.0, {0: 3.0}),))
+        Variant(2176487279, 913, "DOCS-SIMPLE", "4600000000017", 3.0, {0: 3.0}),),
+        "docs-api-простой")
 
 
 def test_fixture_product_options_without_quantity() -> None:
@@ -483,7 +485,7 @@ def test_fixture_group_update_is_queued() -> None:
 def test_fixture_webhook_products_both_parsers_agree() -> None:
     raw = (FIXTURES / "webhook_products_update_408696716.json").read_bytes()
     expected = [Product(408696716, "2023-11-22T14:24:30.000+03:00", (
-        Variant(680650527, 408696716, "testArticle", None, None, {0: 0.0}),))]
+        Variant(680650527, 408696716, "testArticle", None, None, {0: 0.0}),), "TEST")]
     assert products_from_wire(products_decoder((0,))(raw), (0,)) == expected
     problems: list[str] = []
     assert [parse_product(p, problems) for p in orjson.loads(raw)] == expected

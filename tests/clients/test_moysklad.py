@@ -289,8 +289,9 @@ def test_product_pages_decode_only_the_fields_the_job_reads() -> None:
             b'{"id": "a", "article": "A-1", "name": "Bolt", "salePrices": [{"value": 1}]},'
             b'{"id": "b", "code": "C-2", "externalCode": "E-2", "archived": false}]}')
     page = decode_product_page(body)
+    # The name is read (reports name the item); prices are not.
     assert page == {"meta": {"size": 2, "limit": 1000}, "rows": [
-        {"id": "a", "article": "A-1"},
+        {"id": "a", "article": "A-1", "name": "Bolt"},
         {"id": "b", "code": "C-2", "externalCode": "E-2", "archived": False}]}
     # Another shape is parsed in full, for the client to judge as before.
     odd = b'{"meta": {"size": 2}, "rows": [{"id": "a", "article": "A"}, "nonsense"]}'

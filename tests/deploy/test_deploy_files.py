@@ -19,6 +19,7 @@ from stocksyncd.config import (
     Kak2cInSalesConfig,
     MouserInvenTreeConfig,
     MoySkladInSalesConfig,
+    NotifyConfig,
     ShopConfig,
     WebConfig,
     load_config,
@@ -126,8 +127,9 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         "moysklad-insales", "kak2c-insales", "mouser-inventree"}
     text = EXAMPLE.read_text()
     documented = set(re.findall(r"^#?\s*([a-z0-9_]+)\s*=", text, re.M))
-    for model in (DaemonConfig, WebConfig, HttpConfig, ShopConfig, MoySkladInSalesConfig,
+    for model in (DaemonConfig, WebConfig, HttpConfig, NotifyConfig,
+                  ShopConfig, MoySkladInSalesConfig,
                   Kak2cInSalesConfig, MouserInvenTreeConfig):
         missing = _keys(model) - documented
         assert not missing, f"{model.__name__}: {sorted(missing)} not in config.example.toml"
-    assert set(Config.model_fields) <= {"daemon", "web", "http", "shops", "integrations"}
+    assert set(Config.model_fields) <= {"daemon", "web", "http", "notify", "shops", "integrations"}

@@ -104,6 +104,12 @@ async def test_dry_run_json_reports_the_plan_and_writes_nothing(world: World) ->
     assert counts["skipped"] >= 1
     assert report["conflicts"] == ["4600000000048"]
     assert report["errors"] == []
+    # The keys behind the counts, with what is known of each.
+    listed = {s["key"]: s for s in report["details"]["skips"]}
+    assert listed["4600000000048"]["reason"] in ("duplicate_target", "ambiguous_source")
+    assert sum(counts["skipped_by_reason"].values()) == counts["skipped"]
+    assert sum(counts["unmatched_by_reason"].values()) == counts["unmatched"]
+    assert "not_in_target" not in counts["skipped_by_reason"]
     assert isinstance(report["duration_s"], float)
     planned = {(c["key"], c["old"], c["new"], c["applied"]) for c in report["changes"]}
     assert planned == {("4600000000017", "5", "3", False), ("4600000000024", "0", "4", False)}

@@ -63,9 +63,12 @@ async def test_both_shapes_give_one_item_per_variant(
     sim.add_product([v1, v2])  # one product, many variants
     v3 = sim.add_item("4600000000013", 7)  # one variant per product
     items = await make_source(sim, session, clock).fetch(ctx)
-    assert items == [SourceItem("4600000000011", 3, v1["id"]),
+    assert [SourceItem(*i[:3]) for i in items] == [SourceItem("4600000000011", 3, v1["id"]),
                      SourceItem("4600000000012", 0, v2["id"]),
                      SourceItem("4600000000013", 7, v3["id"])]
+    # The product's shortName names each item in reports.
+    assert [i.name for i in items] == [p["shortName"] for p in sim.products
+                                       for _ in p["variants"]]
 
 
 async def test_catalogue_of_mixed_shapes_over_several_pages(
@@ -88,7 +91,7 @@ async def test_variant_id_key_and_stock_field(
     sim.set_stock(v["id"], 10, available=6)
     items = await make_source(sim, session, clock, key="variant_id",
                               stock_field="stockAvailable").fetch(ctx)
-    assert items == [SourceItem(v["id"], 6, v["id"])]
+    assert [SourceItem(*i[:3]) for i in items] == [SourceItem(v["id"], 6, v["id"])]
 
 
 async def test_garbage_passes_through_raw(
@@ -114,7 +117,7 @@ async def test_garbage_passes_through_raw(
 
     items = await make_source(sim, session, clock).fetch(ctx)
 
-    assert items == [
+    assert [SourceItem(*i[:3]) for i in items] == [
         SourceItem(None, 5, null_barcode["id"]),
         SourceItem("4600000000031", "12", string_stock["id"]),
         SourceItem("4600000000032", None, no_stock["id"]),

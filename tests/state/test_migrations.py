@@ -58,7 +58,7 @@ async def test_upgrade_from_0001_keeps_data(state_url: str, clock: FakeClock) ->
 
     store = await open_store(state_url, clock=clock)
     try:
-        assert await current_revision(store.engine) == head_revision() == "0003"
+        assert await current_revision(store.engine) == head_revision() == "0005"
         run = await store.get_run("old-1")
         assert run is not None
         assert run.started_at == T0 and run.duration_s == 12.5

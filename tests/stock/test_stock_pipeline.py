@@ -83,7 +83,17 @@ async def test_full_run_writes_exactly_the_changed_matched_unique_variants(
     assert result.status == "ok", result.errors
     c = result.counts
     assert (c.source, c.target, c.matched, c.changed, c.written) == (6, 6, 3, 2, 2)
-    assert c.skipped_by_reason == {"duplicate_target": 1, "not_in_target": 1, "null": 1}
+    assert c.skipped_by_reason == {"duplicate_target": 1, "null": 1}
+    assert c.unmatched_by_reason == {"not_in_target": 1, "target_no_key": 1}
+    skips = {(s["reason"], s["key"]): s for s in result.details["skips"]}
+    assert set(skips) == {("duplicate_target", "444"), ("null", "666"), ("not_in_target", "555"),
+                          ("target_no_key", "")}
+    assert skips["null", "666"]["source_ref"] == "s6"
+    assert skips["not_in_target", "555"]["source_ref"] == "s5"
+    dup_entry = skips["duplicate_target", "444"]
+    assert dup_entry["source_ref"] == "s4" and dup_entry["detail"].startswith("variants ")
+    assert dup_entry["admin_url"].endswith(f"/admin2/products/{dup_entry['product_id']}")
+    assert dup_entry["product_title"] == "Product"  # the simulator's title
     assert result.conflicts == ["444"]
     assert sim.variant(vb)["quantity"] == 8 and sim.variant(va)["quantity"] == 5
     assert [(ch.key, ch.old, ch.new, ch.applied) for ch in result.changes] == [
@@ -233,7 +243,8 @@ async def test_incremental_run_sees_changes_made_in_the_shop(
     assert sim.variant(v1)["quantity"] == 5
     assert sim.variant(v2)["quantity"] == 7
     assert result.counts.written == 2
-    assert result.counts.skipped_by_reason == {"not_in_target": 1}  # 222 is gone
+    assert result.counts.unmatched_by_reason["not_in_target"] == 1  # 222 is gone
+    assert result.counts.skipped == 0
 
 
 async def test_an_incremental_scan_drops_deleted_products(
@@ -304,6 +315,7 @@ async def test_zero_guard_trips_and_writes_nothing(
     result = await make_integration(source).run(make_ctx())
     assert result.status == "aborted"
     assert "zero guard" in result.message and "6 of 10" in result.message
+    assert result.errors == [result.message]  # scripts reading errors see why, too
     assert sim.count("PUT") == 0 and result.counts.written == 0
     assert len(result.changes) == 6 and not any(c.applied for c in result.changes)
 

@@ -135,8 +135,11 @@ def test_plan_writes_only_changed_matched_unique() -> None:
                            PlannedWrite(7, "F", 3.5, 3)]
     c = plan.counts
     assert (c.source, c.target, c.matched, c.changed, c.written) == (6, 7, 4, 3, 0)
-    assert c.skipped_by_reason == {"duplicate_target": 1, "not_in_target": 1}
-    assert c.skipped == 2
+    assert c.skipped_by_reason == {"duplicate_target": 1}
+    assert c.skipped == 1
+    # Keys on one side only are not "skipped": nothing is wrong with them.
+    assert c.unmatched_by_reason == {"not_in_target": 1, "target_no_key": 1}
+    assert c.unmatched == 2
     assert plan.conflicts == ["D"]
     assert plan.abort is None
     assert plan.details["target_without_key"] == 1

@@ -93,7 +93,7 @@ async def test_status_page_lists_integrations_runs_changes_conflicts(
     resp = await client.get("/")
     assert resp.status == 200
     text = await resp.text()
-    for expected in ("warehouse", "fulfilment", "parts", "moysklad-insales", "every 1h",
+    for expected in ("warehouse", "fulfilment", "parts", "moysklad-insales", "every 1 h",
                      "dry-run", "disabled", "running", "run-abc", "DUP-BARCODE",
                      "moysklad: page 3 timed out", "SKU-1", "null_quantity", "Replicas", "r2"):
         assert expected in text, expected

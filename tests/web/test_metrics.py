@@ -74,3 +74,21 @@ def test_each_instance_has_its_own_registry() -> None:
     assert b.registry.get_sample_value("stocksyncd_integration_up", {"integration": "x"}) is None
     shared = CollectorRegistry()
     assert Metrics(shared).registry is shared
+
+
+def test_unmatched_keys_are_a_gauge_of_the_last_run_and_go_with_the_integration() -> None:
+    from stocksyncd.integrations.base import RunResult
+    from stocksyncd.runtime.metrics import Metrics
+
+    metrics = Metrics()
+    result = RunResult(integration="shop")
+    result.counts.unmatch("not_in_target", 1197)
+    metrics.record_run(result)
+    result.counts.unmatched_by_reason["not_in_target"] = 3
+    metrics.record_run(result)
+    text = metrics.render()[0].decode()
+    assert ('stocksyncd_keys_unmatched_last_run{integration="shop",reason="not_in_target"} 3.0'
+            in text)
+    assert 'stocksyncd_items_skipped_total{integration="shop",reason="not_in_target"}' not in text
+    metrics.forget("shop")
+    assert 'integration="shop",reason="not_in_target"' not in metrics.render()[0].decode()

@@ -22,6 +22,7 @@ class SourceItem(NamedTuple):
     key: str | None
     quantity: object
     ref: str  # the source's id for this item, for reports
+    name: str = ""  # the source's name for the item, for reports
 
 
 class StockSource(Protocol):

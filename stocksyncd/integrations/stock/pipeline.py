@@ -23,7 +23,7 @@ the daemon goes on with its other jobs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from stocksyncd.clients.insales import InSalesClient, Product, basic_auth, warehouse_field
@@ -50,6 +50,7 @@ from stocksyncd.integrations.stock.plan import (
     plan_reduced,
     reduce_source,
 )
+from stocksyncd.integrations.stock.report import partial_message, skip_rows
 from stocksyncd.integrations.stock.safety_buffer import BufferReport, apply_buffer
 from stocksyncd.integrations.stock.stored import StoredIndex
 
@@ -101,7 +102,7 @@ class TargetRows:
             # Keys parsed from InSales are already stripped text: skip the general path.
             key = raw if type(raw) is str and raw and raw == raw.strip() else normalize_key(raw)
             current = v.quantity if warehouse is None else v.warehouses.get(warehouse)
-            out.append(TargetVariant(v.id, key, current))
+            out.append(TargetVariant(v.id, key, current, product.id))
         return out
 
 
@@ -143,6 +144,7 @@ class StockSyncIntegration:
         self._index: InSalesIndex | None = None  # the copy in memory, between runs
         self._rows = TargetRows(key_field, cfg.warehouse)
         self._buffer: BufferReport | None = None  # this run's safety buffer record
+        self.shop_url = str(client.transport.base_url) if hasattr(client, "transport") else ""
 
     async def close(self) -> None:
         """Nothing to release: sessions and limiters belong to the runtime."""
@@ -193,6 +195,7 @@ class StockSyncIntegration:
 
         plan = plan_reduced(source, self._rows.of(index), zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
+        result.details["skips"] = skip_rows(plan.skips, self.shop_url, _titles(index))
 
         outcome = await self._write(ctx, result, plan)
         if outcome is not None:
@@ -248,6 +251,7 @@ class StockSyncIntegration:
         if plan.abort is not None:
             result.status = "aborted"
             result.message = plan.abort
+            result.errors.append(plan.abort)
             result.changes = [as_change(w, self.field_name, False) for w in plan.writes]
             ctx.log.warning("{name}: {msg}", name=self.name, msg=plan.abort)
             return None
@@ -267,7 +271,7 @@ class StockSyncIntegration:
         result.message = f"{len(outcome.sent)} changes sent to InSales' queue"
         if outcome.failed:
             result.status = "failed"
-            result.message += f"; {len(outcome.failed)} failed"
+            result.message = partial_message(len(outcome.sent), plan.writes, outcome.failed)
         if outcome.fenced is not None:
             result.status = "failed"
             result.errors.append(f"write-ahead audit: {outcome.fenced}")
@@ -393,6 +397,16 @@ class StockSyncIntegration:
             details["insales_problems_total"] = len(report.problems)
             details["insales_problems"] = report.problems[:MAX_REPORTED_PROBLEMS]
         result.details.update(details)
+
+
+def _titles(index: InSalesIndex) -> Callable[[int], str]:
+    """A product's title by id, for the skip list ("" when unknown)."""
+    products = index.products
+
+    def title(pid: int) -> str:
+        found = products.get(pid)
+        return found.title if found is not None else ""
+    return title
 
 
 class ByIdFailed(StockSyncError):

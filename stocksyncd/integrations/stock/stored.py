@@ -132,7 +132,7 @@ def _products_json(products: list[Product]) -> list[Any]:
     return [
         [p.id, p.updated_at,
          [[v.id, v.sku, v.barcode, v.quantity, list(v.warehouses.items())]
-          for v in p.variants]]
+          for v in p.variants], p.title]
         for p in products
     ]
 
@@ -140,11 +140,15 @@ def _products_json(products: list[Product]) -> list[Any]:
 def _products_from_json(raw: Any) -> dict[int, Product]:
     """Products from their stored form; raises KeyError/TypeError/ValueError when damaged."""
     products = {}
-    for raw_pid, updated, raw_variants in raw:
+    for entry in raw:
+        # The title (for skip lists) is the fourth element; pieces stored before
+        # titles were kept have three.
+        raw_pid, updated, raw_variants, *rest = entry
         pid = int(raw_pid)
+        title = rest[0] if rest and isinstance(rest[0], str) else ""
         products[pid] = Product(pid, str(updated), tuple(
             Variant(int(vid), pid, sku, barcode, qty,
                     {int(n): q for n, q in wh} if wh else {})
             for vid, sku, barcode, qty, wh in raw_variants
-        ))
+        ), title)
     return products

@@ -20,7 +20,7 @@ from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.config import WebConfig
 from stocksyncd.errors import StockSyncError
 from stocksyncd.runtime.view import DaemonView
-from stocksyncd.runtime.web import collect, pages, review, security
+from stocksyncd.runtime.web import collect, history, pages, review, security
 from stocksyncd.runtime.web.health import HEALTH_TIMEOUT
 
 STATIC = Path(__file__).parent / "static"
@@ -484,5 +484,6 @@ def create_app(view: DaemonView, *, clock: Clock = SYSTEM_CLOCK,
     app.router.add_post("/login", login_submit)
     app.router.add_get("/logout", logout_form)
     app.router.add_post("/logout", logout_submit)
+    history.install(app, view)  # the history pages and each request's language
     app.router.add_static("/static/", STATIC, show_index=False)
     return app
