@@ -41,6 +41,10 @@ class Metrics:
                                ["integration"], registry=r)
         self.skipped = Counter("stocksyncd_items_skipped", "Items skipped, by reason",
                                ["integration", "reason"], registry=r)
+        self.unconfirmed = Counter(
+            "stocksyncd_writes_unconfirmed",
+            "Writes the upstream took but never showed in a read, even after one rewrite",
+            ["integration"], registry=r)
         self.unmatched = Gauge("stocksyncd_keys_unmatched_last_run",
                                "Keys found on one side only in the last run, by reason",
                                ["integration", "reason"], registry=r)
@@ -90,6 +94,11 @@ class Metrics:
         for reason, n in result.counts.skipped_by_reason.items():
             if n > 0:
                 self.skipped.labels(name, reason).inc(n)
+        unconfirmed = result.counts.skipped_by_reason.get("unconfirmed", 0)
+        if unconfirmed > 0:
+            self.unconfirmed.labels(name).inc(unconfirmed)
+        else:
+            self.unconfirmed.labels(name)  # so the series exists from the first run
         self.conflicts.labels(name).set(len(result.conflicts))
         if result.status != "failed":  # a failed run may not have seen both sides
             for reason, n in result.counts.unmatched_by_reason.items():

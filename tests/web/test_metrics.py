@@ -41,6 +41,16 @@ def test_record_run_counts_runs_written_skips_and_conflicts() -> None:
     assert sample(m, "stocksyncd_run_in_progress", integration="warehouse") == 0
 
 
+def test_unconfirmed_writes_have_a_counter_of_their_own() -> None:
+    m = Metrics()
+    m.record_run(RunResult("shop", status="ok", counts=RunCounts(written=3)))
+    assert sample(m, "stocksyncd_writes_unconfirmed_total", integration="shop") == 0
+    counts = RunCounts()
+    counts.skip("unconfirmed", 2)
+    m.record_run(RunResult("shop", status="ok", counts=counts))
+    assert sample(m, "stocksyncd_writes_unconfirmed_total", integration="shop") == 2
+
+
 def test_observe_counts_http_by_api_and_status() -> None:
     m = Metrics()
     m.observe(ExchangeRecord("insales", "GET", "https://x/", 200, 0.2))

@@ -31,7 +31,7 @@ def build(name: str, cfg: MouserInvenTreeConfig, config: Config,
         res.session("inventree:" + name), api="inventree",
         base_url=server_root(cfg.inventree_url), clock=res.clock, timeout=cfg.timeout,
         headers=InvenTreeClient.headers(cfg.inventree_token.get_secret_value()),
-        observer=res.observer,
+        observer=res.observer, limits=config.http.limits("inventree"),
     )
     # Every Mouser integration of the process shares one per-minute budget.
     limiter = res.limiter(
@@ -43,7 +43,7 @@ def build(name: str, cfg: MouserInvenTreeConfig, config: Config,
     mouser = Transport(
         res.session("mouser", proxy=cfg.proxy), api="mouser", base_url=cfg.base_url,
         limiter=limiter, retry=NO_RETRY, clock=res.clock, timeout=cfg.timeout,
-        observer=res.observer,
+        observer=res.observer, limits=config.http.limits("mouser"),
     )
     return MouserInvenTreeJob(
         name, cfg,
