@@ -88,3 +88,19 @@ def test_run_summaries_from_the_numbers() -> None:
         assert run_summary("failed", False, counts, stock) == "Записано 9 из 10; отклонено 1"
         assert run_summary("ok", False, {"changed": 2, "written": 2}, stock) == (
             "Записано 2 изменения")
+
+
+def test_mouser_run_summaries_from_the_numbers() -> None:
+    mouser = {"mouser_quota_left": 950}
+    counts = {"source": 10, "written": 3}
+    assert run_summary("ok", False, counts, mouser) == (
+        "10 parts checked; 3 changes written · 950 Mouser calls left today")
+    assert run_summary("failed", False, counts, mouser) == "Failed after 3 changes were written"
+    assert run_summary("aborted", False, {}, {**mouser, "quota_resets_at": 1.0}) == (
+        "Mouser call quota used up; waiting for the reset · 950 Mouser calls left today")
+    with using("ru"):
+        assert run_summary("ok", False, {"source": 1, "written": 5}, mouser) == (
+            "Проверена 1 деталь; Записано 5 изменений · запросов к Mouser на сегодня "
+            "осталось: 950")
+        assert run_summary("failed", False, {"written": 0}, mouser) == (
+            "Ошибка; ничего не записано")

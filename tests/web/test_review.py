@@ -62,6 +62,24 @@ async def test_review_page_renders_each_kind(make_client: ClientFactory, view: F
     assert text.count('id="part-parts-12"') == 1
 
 
+async def test_review_page_in_russian(make_client: ClientFactory, view: FakeView) -> None:
+    await seed(view.state)
+    client = await make_client(view)
+    text = await (await client.get("/review", headers={"Accept-Language": "ru"})).text()
+    for expected in (
+        "Проверка результатов Mouser", "Mouser нашёл деталей: <strong>3</strong>",
+        "изменился жизненный цикл", "Mouser больше не знает артикул <code>999-GONE</code>",
+        "Результатов: 5, деталей: 4.", "Создать деталь поставщика", "создать нельзя",
+        "Не синхронизировать эту деталь", "Удалить отмеченные", "Неизвестный артикул",
+    ):
+        assert expected in text, expected
+    for english in ("Mouser found", "Create supplier part", "Ignore this part",
+                    "result(s) for"):
+        assert english not in text, english
+    # Upstream data stays as Mouser wrote it.
+    assert "Texas Instruments" in text and "Mouser answered garbage" in text
+
+
 async def test_delete_removes_the_entry(make_client: ClientFactory, view: FakeView) -> None:
     ids = await seed(view.state)
     client = await make_client(view)

@@ -10,16 +10,17 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from stocksyncd.i18n import N_, _
 from stocksyncd.runtime.web.pages import badge, csrf_input, esc, fmt_dt, layout, post_button
 from stocksyncd.state.api import ReviewEntry
 
 HIT_ROWS = 10  # hit rows one entry draws; the rest is one click away on Mouser
 # The kinds the page filters by, in the order of the filter links.
 FILTERS: dict[str, str] = {
-    "lifecycle": "Lifecycle changed",
-    "error": "Errors",
-    "hits": "Search hits",
-    "unknown_sku": "Unknown SKU",
+    "lifecycle": N_("Lifecycle changed"),
+    "error": N_("Errors"),
+    "hits": N_("Search hits"),
+    "unknown_sku": N_("Unknown SKU"),
 }
 
 HIT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -31,11 +32,11 @@ HIT_FIELDS: dict[str, tuple[str, ...]] = {
     "link": ("link", "url", "ProductDetailUrl"),
 }
 KIND_LABELS = {
-    "lifecycle": "lifecycle changed",
-    "updated": "updated",
-    "unknown_sku": "unknown SKU",
-    "hits": "search hits",
-    "error": "error",
+    "lifecycle": N_("lifecycle changed"),
+    "updated": N_("updated"),
+    "unknown_sku": N_("unknown SKU"),
+    "hits": N_("search hits"),
+    "error": N_("error"),
 }
 
 
@@ -109,16 +110,19 @@ def _hits_table(entry: ReviewEntry, csrf: str, limit: int = HIT_ROWS) -> str:
     shown = min(len(hits), limit)
     more = ""
     if (isinstance(total, int) and total > shown) or len(hits) > shown:
-        more = f" (showing {shown})"
-    head = f"<p>Mouser found <strong>{esc(total)}</strong> part(s){esc(more)}"
-    head += f' · <a href="{esc(search)}" rel="noreferrer">search on Mouser</a>' if search else ""
+        more = " " + _("(showing {n})").format(n=shown)
+    found = _("Mouser found {n} part(s)").format(n=f"<strong>{esc(total)}</strong>")
+    head = f"<p>{found}{esc(more)}"
+    head += (f' · <a href="{esc(search)}" rel="noreferrer">{esc(_("search on Mouser"))}</a>'
+             if search else "")
     head += "</p>"
     if not hits:
         return head
     rows = []
     for i, hit in enumerate(hits[:limit]):
         if not isinstance(hit, Mapping):
-            rows.append(f'<tr><td colspan="7" class="muted">unreadable hit {esc(hit)}</td></tr>')
+            rows.append(f'<tr><td colspan="7" class="muted">{esc(_("unreadable hit"))} '
+                        f"{esc(hit)}</td></tr>")
             continue
         link = safe_link(hit_value(hit, "link")) or search
         pn = hit_value(hit, "mouser_pn")
@@ -126,14 +130,14 @@ def _hits_table(entry: ReviewEntry, csrf: str, limit: int = HIT_ROWS) -> str:
         if link:
             pn_html = f'<a href="{esc(link)}" rel="noreferrer">{pn_html}</a>'
         if hit.get("created"):
-            action = badge("created", "ok")
+            action = badge(_("created"), "ok")
             if isinstance(hit.get("created"), str):
                 action += f' <span class="muted">{esc(hit["created"])}</span>'
         elif can_create(entry, i):
-            action = post_button(f"/review/{entry.id}/create/{i}", "Create supplier part", csrf,
+            action = post_button(f"/review/{entry.id}/create/{i}", _("Create supplier part"), csrf,
                                  "primary")
         else:
-            action = '<span class="muted">not creatable</span>'
+            action = f'<span class="muted">{esc(_("not creatable"))}</span>'
         rows.append(
             "<tr>"
             f'<td data-label="Mouser PN">{pn_html}</td>'
@@ -146,8 +150,9 @@ def _hits_table(entry: ReviewEntry, csrf: str, limit: int = HIT_ROWS) -> str:
         )
     return (
         f'{head}<div class="table-wrap"><table class="stack hits"><thead><tr>'
-        "<th>Mouser PN</th><th>Manufacturer</th><th>MPN</th><th>Description</th>"
-        f'<th>Availability</th><th></th></tr></thead><tbody>{"".join(rows)}</tbody>'
+        f"<th>{esc(_('Mouser PN'))}</th><th>{esc(_('Manufacturer'))}</th><th>MPN</th>"
+        f"<th>{esc(_('Description'))}</th><th>{esc(_('Availability'))}</th><th></th>"
+        f'</tr></thead><tbody>{"".join(rows)}</tbody>'
         "</table></div>"
     )
 
@@ -157,11 +162,12 @@ def entry_html(entry: ReviewEntry, csrf: str) -> str:
     data = entry.data
     sku = data.get("sku")
     if entry.kind == "lifecycle":
-        content = f"<p>Lifecycle: {_old_new(data.get('old'), data.get('new'))}</p>"
+        content = f"<p>{esc(_('Lifecycle'))}: {_old_new(data.get('old'), data.get('new'))}</p>"
     elif entry.kind == "updated":
         content = _field_changes(data)
     elif entry.kind == "unknown_sku":
-        content = f"<p>Mouser no longer knows SKU <code>{esc(sku)}</code>.</p>"
+        content = "<p>{}</p>".format(_("Mouser no longer knows SKU {sku}.").format(
+            sku=f"<code>{esc(sku)}</code>"))
     elif entry.kind == "hits":
         content = _hits_table(entry, csrf)
     elif entry.kind == "error":
@@ -175,10 +181,10 @@ def entry_html(entry: ReviewEntry, csrf: str) -> str:
         message = f'<p class="{css}">{esc(entry.message)}</p>'
     sku_html = (f' <span class="muted">SKU <code>{esc(sku)}</code></span>'
                 if sku and entry.kind != "unknown_sku" else "")
-    kind_label = KIND_LABELS.get(entry.kind, entry.kind)
-    delete = post_button(f"/review/{entry.id}/delete", "Delete", csrf, "danger")
+    kind_label = _(KIND_LABELS[entry.kind]) if entry.kind in KIND_LABELS else entry.kind
+    delete = post_button(f"/review/{entry.id}/delete", _("Delete"), csrf, "danger")
     pick = (f'<input type="checkbox" name="entry" value="{esc(entry.id)}" form="bulk" '
-            f'aria-label="{esc("Select for deletion")}">')
+            f'aria-label="{esc(_("Select for deletion"))}">')
     return (
         f'<div class="entry" id="entry-{esc(entry.id)}" data-kind="{esc(entry.kind)}">'
         f'<div class="entry-head"><div>{pick} {badge(kind_label, entry.kind)}{sku_html} '
@@ -190,17 +196,18 @@ def entry_html(entry: ReviewEntry, csrf: str) -> str:
 def filter_links(kind: str | None) -> str:
     """"All" plus one link per kind; the current one is marked."""
     links = []
-    for value, label in (("", "All"), *FILTERS.items()):
+    for value, label in (("", N_("All")), *FILTERS.items()):
         href = f"/review?kind={value}" if value else "/review"
         current = ' aria-current="page"' if (kind or "") == value else ""
-        links.append(f'<a href="{esc(href)}"{current}>{esc(label)}</a>')
+        links.append(f'<a href="{esc(href)}"{current}>{esc(_(label))}</a>')
     return f'<nav class="filters">{" · ".join(links)}</nav>'
 
 
 def quota_html(quota: Mapping[str, tuple[int, int]]) -> str:
     """Mouser calls left today per integration (left, per day)."""
-    rows = [f"<li>{esc(name)}: <strong>{esc(left)}</strong> of {esc(per_day)} "
-            f"{esc('Mouser calls left today (resets at 00:00 UTC)')}</li>"
+    text = _("{left} of {per_day} Mouser calls left today (resets at 00:00 UTC)")
+    rows = [f"<li>{esc(name)}: " + text.format(left=f"<strong>{esc(left)}</strong>",
+                                             per_day=esc(per_day)) + "</li>"
             for name, (left, per_day) in sorted(quota.items())]
     return f'<ul class="quota">{"".join(rows)}</ul>' if rows else ""
 
@@ -214,9 +221,9 @@ def bulk_form(entries: list[ReviewEntry], csrf: str) -> str:
         f'<form id="bulk" class="inline" method="post" action="/review/delete">'
         f'{csrf_input(csrf)}<input type="hidden" name="shown" value="{esc(shown)}">'
         f'<button type="submit" name="scope" value="selected" class="danger">'
-        f'{esc("Delete selected")}</button> '
+        f'{esc(_("Delete selected"))}</button> '
         f'<button type="submit" name="scope" value="shown" class="danger">'
-        f'{esc("Delete all shown")}</button></form>'
+        f'{esc(_("Delete all shown"))}</button></form>'
     )
 
 
@@ -243,16 +250,19 @@ def review_page(entries: list[ReviewEntry], *, csrf: str, flash: tuple[str, str]
             href = f"{base.rstrip('/')}/part/{quote(str(pk), safe='')}/"
             title = f'<a href="{esc(href)}" rel="noreferrer">{title}</a>'
         ignore = post_button(f"/review/part/{quote(integration, safe='')}/{pk}/ignore",
-                             "Ignore this part", csrf)
+                             _("Ignore this part"), csrf)
         cards.append(
             f'<article class="card part" id="part-{esc(integration)}-{esc(pk)}">'
             f'<div class="part-head"><h2>{title}</h2>'
-            f'<span class="muted">part {esc(pk)} · {len(items)} result(s)</span>{ignore}</div>'
+            f'<span class="muted">{esc(_("part {pk} · {n} result(s)").format(pk=pk, n=len(items)))}'
+            f'</span>{ignore}</div>'
             f'{"".join(entry_html(e, csrf) for e in items)}</article>'
         )
     if not cards:
-        cards.append('<section class="card"><p class="muted">Nothing to review.</p></section>')
-    body = (f"<h1>Mouser review</h1>{quota_html(quota or {})}{filter_links(kind)}"
-            f"<p class=muted>{len(entries)} result(s) for {len(groups)} part(s).</p>"
+        cards.append(f'<section class="card"><p class="muted">{esc(_("Nothing to review."))}'
+                     "</p></section>")
+    count = _("{n} result(s) for {parts} part(s).").format(n=len(entries), parts=len(groups))
+    body = (f"<h1>{esc(_('Mouser review'))}</h1>{quota_html(quota or {})}{filter_links(kind)}"
+            f"<p class=muted>{esc(count)}</p>"
             f"{bulk_form(entries, csrf)}" + "".join(cards))
-    return layout("Review", body, active="/review", replica=replica, flash=flash)
+    return layout(_("Review"), body, active="/review", replica=replica, flash=flash)
