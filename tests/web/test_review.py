@@ -80,6 +80,18 @@ async def test_review_page_in_russian(make_client: ClientFactory, view: FakeView
     assert "Texas Instruments" in text and "Mouser answered garbage" in text
 
 
+async def test_review_actions_answer_in_russian(make_client: ClientFactory,
+                                                view: FakeView) -> None:
+    ids = await seed(view.state)
+    client = await make_client(view)
+    ru = {"Accept-Language": "ru"}
+    token = await csrf_from(client, "/review")
+    await client.post(f"/review/{ids['lifecycle']}/delete", data={"csrf_token": token},
+                      headers=ru, allow_redirects=False)
+    page = await (await client.get("/review", headers=ru)).text()
+    assert f"Запись {ids['lifecycle']} удалена." in page
+
+
 async def test_delete_removes_the_entry(make_client: ClientFactory, view: FakeView) -> None:
     ids = await seed(view.state)
     client = await make_client(view)

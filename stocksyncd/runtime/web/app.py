@@ -19,6 +19,7 @@ from loguru import logger
 from stocksyncd.clock import SYSTEM_CLOCK, Clock
 from stocksyncd.config import WebConfig
 from stocksyncd.errors import StockSyncError
+from stocksyncd.i18n import _
 from stocksyncd.runtime.view import DaemonView
 from stocksyncd.runtime.web import collect, history, pages, review, security
 from stocksyncd.runtime.web.health import HEALTH_TIMEOUT
@@ -254,9 +255,10 @@ async def trigger(request: web.Request) -> web.StreamResponse:
         run_id = await _view(request).trigger(name)
     except KeyError:
         return redirect_with_flash(request, "/", "error",
-                                   f"{name}: no such enabled integration")
+                                   _("{name}: no such enabled integration").format(name=name))
     logger.info("run of {} started from the web page ({})", name, run_id)
-    return redirect_with_flash(request, "/", "ok", f"{name}: run {run_id} started")
+    return redirect_with_flash(request, "/", "ok",
+                               _("{name}: run {run_id} started").format(name=name, run_id=run_id))
 
 
 def _part_urls(view: DaemonView) -> dict[str, str]:
@@ -307,9 +309,10 @@ async def review_delete(request: web.Request) -> web.StreamResponse:
     """``POST /review/{id}/delete``."""
     entry_id = _entry_id(request)
     if await _view(request).state.delete_review(entry_id):
-        return redirect_with_flash(request, "/review", "ok", f"Entry {entry_id} deleted.")
+        return redirect_with_flash(request, "/review", "ok",
+                                   _("Entry {id} deleted.").format(id=entry_id))
     return redirect_with_flash(request, "/review", "error",
-                               f"Entry {entry_id} was already gone.")
+                               _("Entry {id} was already gone.").format(id=entry_id))
 
 
 async def review_bulk_delete(request: web.Request) -> web.StreamResponse:
@@ -322,12 +325,13 @@ async def review_bulk_delete(request: web.Request) -> web.StreamResponse:
     try:
         ids = sorted({int(x) for x in raw})
     except ValueError:
-        return redirect_with_flash(request, "/review", "error", "Unknown entries.")
+        return redirect_with_flash(request, "/review", "error", _("Unknown entries."))
     if not ids:
-        return redirect_with_flash(request, "/review", "error", "No entry was selected.")
+        return redirect_with_flash(request, "/review", "error", _("No entry was selected."))
     state = _view(request).state
     gone = sum([await state.delete_review(i) for i in ids])
-    return redirect_with_flash(request, "/review", "ok", f"{gone} entries deleted.")
+    return redirect_with_flash(request, "/review", "ok",
+                               _("{n} entries deleted.").format(n=gone))
 
 
 async def review_ignore(request: web.Request) -> web.StreamResponse:
@@ -341,7 +345,8 @@ async def review_ignore(request: web.Request) -> web.StreamResponse:
     ignore = getattr(view.integration(name), "ignore_part", None)
     if not callable(ignore):
         return redirect_with_flash(request, "/review", "error",
-                                   f"{name}: not running or cannot ignore parts.")
+                                   _("{name}: not running or cannot ignore parts.").format(
+                                       name=name))
     try:
         message = await ignore(pk)
     except StockSyncError as exc:
@@ -349,7 +354,7 @@ async def review_ignore(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # noqa: BLE001 - an upstream failure is shown, not a 500
         logger.opt(exception=exc).error("ignoring part {} of {} failed", pk, name)
         return redirect_with_flash(request, "/review", "error",
-                                   f"Ignoring the part failed: {exc}")
+                                   _("Ignoring the part failed: {error}").format(error=exc))
     logger.info("{}: {} (review page)", name, message)
     return redirect_with_flash(request, "/review", "ok", str(message))
 
@@ -365,17 +370,18 @@ async def review_create(request: web.Request) -> web.StreamResponse:
     entry = await view.state.get_review(entry_id)
     if entry is None:
         return redirect_with_flash(request, "/review", "error",
-                                   f"Entry {entry_id} no longer exists.")
+                                   _("Entry {id} no longer exists.").format(id=entry_id))
     if not review.can_create(entry, hit):
         return redirect_with_flash(request, "/review", "error",
-                                   f"Hit {hit} of entry {entry_id} cannot be created "
-                                   "(no Mouser part number, already created, or unknown).")
+                                   _("Hit {hit} of entry {id} cannot be created (no Mouser "
+                                     "part number, already created, or unknown).").format(
+                                       hit=hit, id=entry_id))
     integration = view.integration(entry.integration)
     create = getattr(integration, "create_supplier_part", None)
     if not callable(create):
         return redirect_with_flash(request, "/review", "error",
-                                   f"{entry.integration}: not running or cannot create "
-                                   "supplier parts.")
+                                   _("{name}: not running or cannot create supplier "
+                                     "parts.").format(name=entry.integration))
     try:
         message = await create(entry_id, hit)
     except StockSyncError as exc:
@@ -383,7 +389,8 @@ async def review_create(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # noqa: BLE001 - an upstream failure is shown, not a 500
         logger.opt(exception=exc).error("creating a supplier part for entry {} failed", entry_id)
         return redirect_with_flash(request, "/review", "error",
-                                   f"Creating the supplier part failed: {exc}")
+                                   _("Creating the supplier part failed: {error}").format(
+                                       error=exc))
     logger.info("supplier part created from review entry {} hit {}: {}", entry_id, hit, message)
     return redirect_with_flash(request, "/review", "ok", str(message))
 
