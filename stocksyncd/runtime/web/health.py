@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from stocksyncd.i18n import _
 from stocksyncd.state.api import FAILED_STATUSES
 
 # Overdue after max(3 x interval, interval + 5 min) without a success.
@@ -109,21 +110,24 @@ def judge_job(job: JobHealthInput, *, now: datetime, started_at: datetime,
     recent = finished[:failures_unhealthy]
     if len(recent) == failures_unhealthy and all(r.status in FAILED_STATUSES for r in recent):
         verdict.status, verdict.unhealthy = "failing", True
-        verdict.reason = f"{job.name}: the last {failures_unhealthy} runs failed"
+        verdict.reason = _("{name}: the last {n} runs failed").format(
+            name=job.name, n=failures_unhealthy)
         return verdict
     if job.interval_s is not None:
         since = max(started_at, last_success) if last_success is not None else started_at
         limit = overdue_after(job.interval_s)
         if now - since > timedelta(seconds=limit):
             verdict.status, verdict.unhealthy = "overdue", True
-            verdict.reason = (f"{job.name}: no successful run since {since.isoformat()} "
-                              f"(allowed {limit:.0f}s)")
+            text = _("{name}: no successful run since {since} (allowed {limit}s)")
+            verdict.reason = text.format(name=job.name, since=since.isoformat(),
+                                         limit=f"{limit:.0f}")
             return verdict
     if not finished:
         verdict.status = "waiting"
     elif finished[0].status != "ok":
         verdict.status = "failing"  # worth showing, not yet worth a 503
-        verdict.reason = f"{job.name}: last run {finished[0].status}"
+        verdict.reason = _("{name}: last run {status}").format(
+            name=job.name, status=finished[0].status)
     return verdict
 
 
@@ -137,8 +141,8 @@ def judge(jobs: Sequence[JobHealthInput], *, now: datetime, started_at: datetime
     report = HealthReport(healthy=True)
     if recording_problem is not None:
         report.healthy = False
-        report.reasons.append(f"runs cannot be recorded, nothing is written: "
-                              f"{recording_problem}")
+        report.reasons.append(_("runs cannot be recorded, nothing is written: {problem}")
+                              .format(problem=recording_problem))
     for job in jobs:
         verdict = judge_job(job, now=now, started_at=started_at,
                             failures_unhealthy=failures_unhealthy)
