@@ -107,29 +107,40 @@ class SqlStateStore:
         return self._problem
 
     # -- plumbing -------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+    def _tx(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """One transaction, committed on success, bounded by ``timeout``.
 
         An outage (unreachable, too slow, file gone) raises ``StoreUnavailable``
         and is remembered until a write succeeds again (``recording_problem``).
         """
+        return self._connection(write=True)
+
+    def _read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reading (queued behind writers on SQLite, see ``_lock``)."""
+        return self._connection(write=False)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        open_ = self.engine.begin if write else self.engine.connect
         try:
             async with asyncio.timeout(self.timeout):
                 if self._lock is None:
-                    async with self.engine.begin() as conn:
+                    async with open_() as conn:
                         yield conn
                 else:
                     async with self._lock:
                         await self._check_file()
-                        async with self.engine.begin() as conn:
+                        async with open_() as conn:
                             yield conn
         except Exception as exc:
             if (outage := self._outage(exc)) is None:
                 raise
+            # A store that cannot be read cannot be written either; the next
+            # successful write clears this.
             self._problem = outage
             raise StoreUnavailable(f"state store {self.url}: {outage}") from exc
-        self._problem = None
+        if write:
+            self._problem = None
 
     def _outage(self, exc: BaseException) -> str | None:
         """What ``exc`` says about the store being unable to record, or None (a bug)."""
@@ -688,27 +699,6 @@ class SqlStateStore:
         async with self._tx() as conn:
             result = await conn.execute(t.reviews.delete().where(t.reviews.c.id == entry_id))
         return bool(result.rowcount)
-
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reading (queued behind writers on SQLite, see ``_lock``)."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                if self._lock is None:
-                    async with self.engine.connect() as conn:
-                        yield conn
-                else:
-                    async with self._lock:
-                        await self._check_file()
-                        async with self.engine.connect() as conn:
-                            yield conn
-        except Exception as exc:
-            if (outage := self._outage(exc)) is None:
-                raise
-            # A store that cannot be read cannot be written either; the next
-            # successful write clears this.
-            self._problem = outage
-            raise StoreUnavailable(f"state store {self.url}: {outage}") from exc
 
 
 def _stored_status(change: Change) -> str:
