@@ -192,13 +192,18 @@ def product_id(row: Mapping[str, Any]) -> str:
 
 def full_index(products: Iterable[Mapping[str, Any]], stock: dict[str, object],
                field_name: str) -> SourceIndex:
-    """The index from a full read: every product with a key, the whole stock report."""
-    keyed: dict[str, str] = {}
+    """The index from a full read: every product with a key (and its name, for
+    reports), the whole stock report."""
+    index = SourceIndex(stock=stock)
+    keyed, names = index.products, index.names
     for row in products:
         key = product_key(row, field_name)
-        if key is not None:
-            keyed[product_id(row)] = key
-    index = SourceIndex(products=keyed, stock=stock)
+        if key is not None:  # the filter asked for a key; an answer without one is not ours
+            pid = product_id(row)
+            keyed[pid] = key
+            name = row.get("name")
+            if type(name) is str:
+                names[pid] = name
     index.renamed()
     return index
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +31,11 @@ from stocksyncd.integrations.moysklad_index import (
     SourceIndex,
     WindowChange,
     apply_window,
+    full_index,
     full_reason,
     journal_entries,
     journal_json,
     journal_weight,
-    product_id,
-    product_key,
 )
 from stocksyncd.integrations.stock.keys import Unusable
 from stocksyncd.integrations.stock.model import SourceItem
@@ -136,10 +134,7 @@ class MoySkladSource:
             # The other call was cancelled; report the failure itself, not the group.
             raise failed.exceptions[0] from None
         since = self.client.earliest_date
-        stock = stock_task.result()
-        index = SourceIndex(stock=stock)
-        _keyed(products_task.result(), self.key, index)
-        return index, since
+        return full_index(products_task.result(), stock_task.result(), self.key), since
 
     async def _read_window(self, ctx: RunContext, index: SourceIndex,
                            header: IndexHeader) -> WindowChange | None:
@@ -249,18 +244,6 @@ class MoySkladSource:
     def requests_made(self) -> int:
         """HTTP attempts sent to MoySklad."""
         return self.client.requests_made()
-
-
-def _keyed(products: Sequence[dict[str, Any]], field: str, index: SourceIndex) -> None:
-    """Each product with a key into ``index`` (id -> key, and its name for reports)."""
-    for row in products:
-        key = product_key(row, field)
-        if key is not None:  # the filter asked for a key; an answer without one is not ours
-            pid = product_id(row)
-            index.products[pid] = key
-            name = row.get("name")
-            if type(name) is str:
-                index.names[pid] = name
 
 
 def _items(index: SourceIndex) -> list[SourceItem]:
