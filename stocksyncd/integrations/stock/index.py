@@ -351,12 +351,16 @@ class InSalesIndex:
             self.pending_dirty = True
             (verdicts.rewrite if p.attempt == 1 else verdicts.unconfirmed).append(p)
 
-    def owner(self, variant_id: int) -> Product | None:
-        """The product holding ``variant_id``, if indexed."""
-        for product in self.products.values():
-            if any(v.id == variant_id for v in product.variants):
-                return product
-        return None
+    def owners(self, variant_ids: Iterable[int]) -> dict[int, Product]:
+        """The product holding each of ``variant_ids`` that is indexed, in one pass."""
+        wanted = set(variant_ids)
+        found: dict[int, Product] = {}
+        if wanted:
+            for product in self.products.values():
+                for v in product.variants:
+                    if v.id in wanted:
+                        found[v.id] = product
+        return found
 
     def since(self, overlap: float) -> str | None:
         """``updated_since`` for the next incremental scan (None: the watermark is unusable)."""

@@ -288,8 +288,7 @@ class StockSyncIntegration:
         """
         if not outcome.refused:
             return
-        owners = {vid: owner.id for vid in outcome.refused
-                  if (owner := index.owner(vid)) is not None}
+        owners = {vid: owner.id for vid, owner in index.owners(outcome.refused).items()}
         try:
             await self._read_by_id(index, set(owners.values()), verdicts)
         except ByIdFailed as exc:
@@ -346,8 +345,7 @@ class StockSyncIntegration:
         """This run's writes wait for a read to show them."""
         now = ctx.clock.time()
         again = {p.variant_id for p in verdicts.rewrite}
-        owners = {v.id: p for p in index.products.values() for v in p.variants} \
-            if outcome.sent else {}
+        owners = index.owners(w.variant_id for w, _ in outcome.sent)
         for w, change in outcome.sent:
             product = owners.get(w.variant_id)
             if product is None:
