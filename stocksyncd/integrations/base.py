@@ -118,6 +118,13 @@ class RunResult:
         }
 
 
+# Seconds from the fence check to a write request on the wire: what ``may_take``
+# asks of the lease. The request is checked again right before it goes out when
+# it waits for rate budget (the runtime's fenced limiter), so this is the time
+# to the wire, not to the answer (which may take the whole timeout).
+TIME_TO_WIRE = 1.0
+
+
 class WriteAhead(Protocol):
     """The write-ahead audit and the write fence of one run.
 

@@ -60,6 +60,7 @@ from stocksyncd.errors import (
     WriteFenced,
 )
 from stocksyncd.integrations.base import (
+    TIME_TO_WIRE,
     Change,
     MemoryWriteAhead,
     RunContext,
@@ -101,7 +102,7 @@ from stocksyncd.integrations.mouser_inventree.outcomes import (
     part_failure,
 )
 from stocksyncd.integrations.mouser_inventree.review import ReviewBook
-from stocksyncd.integrations.mouser_inventree.writes import WRITE_MAY_TAKE, SwapFailed, Writer
+from stocksyncd.integrations.mouser_inventree.writes import SwapFailed, Writer
 from stocksyncd.state.api import StateStore
 
 CURSOR_SCOPE = STATE_SCOPE
@@ -204,7 +205,8 @@ class MouserInvenTreeJob:
 
     def _pass(self, state: StateStore, book: ReviewBook, result: RunResult, dry_run: bool,
               audit: WriteAhead) -> _Pass:
-        writer = Writer(self.inventree, audit, WRITE_MAY_TAKE, dry_run, result.changes)
+        # An InvenTree write goes out right after it is recorded (no limiter to wait for).
+        writer = Writer(self.inventree, audit, TIME_TO_WIRE, dry_run, result.changes)
         quota = self._quota(state)
         return _Pass(quota, book, result, dry_run, writer, MouserGate(self.name, quota, self.clock))
 

@@ -41,12 +41,6 @@ class SwapFailed(Exception):
         self.retriable = retriable
 
 
-# Seconds from the fence check to the request on the wire: an InvenTree write goes
-# out right after it is recorded (no rate limiter to wait for), so the lease must
-# outlast that, not the whole answer (which may take the full timeout).
-WRITE_MAY_TAKE = 1.0
-
-
 @dataclass
 class Writer:
     """Audited writes of one run (``dry_run``: plan and report, send nothing)."""

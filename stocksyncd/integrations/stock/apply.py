@@ -14,14 +14,9 @@ from dataclasses import dataclass, field
 
 from stocksyncd.clients.insales import MAX_GROUP_UPDATE, InSalesClient, VariantWrite
 from stocksyncd.errors import ApiError, FatalApiError, WriteFenced
-from stocksyncd.integrations.base import Change, WriteAhead
+from stocksyncd.integrations.base import TIME_TO_WIRE, Change, WriteAhead
 from stocksyncd.integrations.stock.keys import show_quantity
 from stocksyncd.integrations.stock.plan import PlannedWrite
-
-# Seconds one batch may take to reach InSales, for the write fence: the lease must
-# outlast it. The request is checked again right before it goes out (the runtime's
-# fenced limiter), so this is the time to the wire, not to the answer.
-BATCH_MAY_TAKE = 1.0
 
 
 @dataclass
@@ -73,7 +68,7 @@ async def apply_writes(
                 return
             changes = [as_change(w, field_name, False) for w in chunk]
             try:
-                await audit.planned(changes, may_take=BATCH_MAY_TAKE)
+                await audit.planned(changes, may_take=TIME_TO_WIRE)
             except WriteFenced as exc:
                 outcome.fenced = exc
                 return
