@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import GenericAlias, MappingProxyType
@@ -92,7 +93,9 @@ class ProductPage:
     problems: list[str] = field(default_factory=list)
     last_updated_at: str | None = None  # cursor of the last item (even if it did not parse)
     last_id: int | None = None
-    server_time: str | None = None  # the answer's Date header, ISO 8601 (InSales' clock)
+    # InSales' clock when it began reading this page at the earliest: the
+    # answer's Date less the request's round trip (ISO 8601).
+    server_time: str | None = None
     deleted: list[int] = field(default_factory=list)  # trashed (``archived``) products listed
 
 
@@ -156,7 +159,8 @@ def _text(raw: object) -> str | None:
     return text or None
 
 
-def _server_time(header: str | None) -> str | None:
+def _server_time(header: str | None, before: float = 0.0) -> str | None:
+    """The Date header as ISO 8601, ``before`` seconds earlier (rounded up to the millisecond)."""
     if not header:
         return None
     try:
@@ -165,6 +169,7 @@ def _server_time(header: str | None) -> str | None:
         return None
     if when.tzinfo is None:
         return None
+    when -= timedelta(milliseconds=math.ceil(max(0.0, before) * 1000))
     return when.isoformat(timespec="milliseconds")
 
 
@@ -423,7 +428,8 @@ class InSalesClient:
                 f"(GET {response.url}, HTTP {response.status})", status=response.status)
         problems: list[str] = []
         result = ProductPage(products=[], raw_count=len(data), problems=problems,
-                             server_time=_server_time(response.headers.get("Date")))
+                             server_time=_server_time(response.headers.get("Date"),
+                                                      before=response.elapsed_s))
         if data and isinstance(data[0], msgspec.Struct):  # typed by the decoder
             result.deleted = [item.id for item in data if item.archived]
             live = [item for item in data if not item.archived] if result.deleted else data

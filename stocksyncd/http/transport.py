@@ -51,6 +51,9 @@ class Response:
     headers: CIMultiDictProxy[str]
     body: bytes
     url: str  # already redacted
+    # From sending this attempt to its last byte: how long before its headers
+    # (a server's Date) the server can have begun working on it, at most.
+    elapsed_s: float = 0.0
     _parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
 
     def json(self, decoder: Decoder | None = None) -> Any:
@@ -284,7 +287,8 @@ class Transport:
                 timeout=aiohttp.ClientTimeout(total=self.timeout), allow_redirects=False,
             ) as resp:
                 body = await read_capped(resp, cap)
-                response = Response(self.api, resp.status, resp.headers, body, shown)
+                response = Response(self.api, resp.status, resp.headers, body, shown,
+                                    elapsed_s=self.clock.monotonic() - started)
         except _TooLarge as exc:
             self._observe(method, shown, exc.status, started, error="too large")
             raise ResponseTooLargeError(

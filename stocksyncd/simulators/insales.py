@@ -12,7 +12,9 @@ variant that is gone is dropped silently, and ``drop_queued`` drops the next
 items silently too), or with ``reject_trashed`` the per-variant answer some
 accounts may give, refusing variants of trashed products,
 ``API-Usage-Limit: n/500`` on every answer and 503 (or 429) with
-``Retry-After`` once the window's budget is spent. Time comes from
+``Retry-After`` once the window's budget is spent. ``committed_late``
+makes changes that show with a stamp from the past, as a save does whose
+transaction commits well after it set ``updated_at``. Time comes from
 the injected clock, so tests move through windows without sleeping.
 
 Products are kept by id plus a sorted (updated_ms, id) list, so listing is
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import heapq
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
@@ -117,6 +120,7 @@ class InSalesSimulator(Simulator):
         # trashed products, instead of queueing everything and answering [].
         self.reject_trashed = False
         self._trashed_variant: dict[int, int] = {}  # variant id -> trashed product id
+        self._stamp_back_ms = 0  # see committed_late
         super().__init__(clock=clock, latency=latency)
 
     # -- routes ------------------------------------------------------------
@@ -288,6 +292,20 @@ class InSalesSimulator(Simulator):
     def _now_ms(self) -> int:
         return math.floor(self.clock.time() * 1000)
 
+    @contextlib.contextmanager
+    def committed_late(self, seconds: float) -> Iterator[None]:
+        """Changes made inside show now, stamped ``seconds`` ago (whole seconds, as InSales').
+
+        A save sets ``updated_at`` when it starts and shows when its
+        transaction commits; InSales aborts a request after 50 s, so a
+        change can show up to 50 s after its stamp.
+        """
+        self._stamp_back_ms = math.ceil(seconds * 1000)
+        try:
+            yield
+        finally:
+            self._stamp_back_ms = 0
+
     def _touch(self, pid: int) -> None:
         """Bump a product's updated_at and keep the cursor order."""
         old = self._updated_ms.get(pid)
@@ -295,7 +313,9 @@ class InSalesSimulator(Simulator):
             i = bisect.bisect_left(self._order, (old, pid))
             if i < len(self._order) and self._order[i] == (old, pid):
                 self._order.pop(i)
-        now = self._now_ms()
+        now = self._now_ms() - self._stamp_back_ms
+        if self._stamp_back_ms:
+            now -= now % 1000
         self._updated_ms[pid] = now
         self.products[pid]["updated_at"] = format_time(now)
         bisect.insort(self._order, (now, pid))

@@ -89,6 +89,26 @@ async def test_cursor_skips_items_at_since_up_to_from_id(
     assert page.products[0].variants[0].quantity == 99
 
 
+class SlowNetwork(FakeClock):
+    """Our side's clock, on which every answer takes 1.5 s to come back."""
+
+    def monotonic(self) -> float:
+        self.advance(1.5)  # between any two readings: sending and receiving
+        return super().monotonic()
+
+
+async def test_a_page_says_when_insales_can_have_begun_reading_it(
+    shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """The Date header less the round trip: InSales read the page no earlier than that."""
+    shop.add_product([{"sku": "S", "quantity": 1}])
+    clock.advance(3600.25)
+    client = make_client(shop, session, SlowNetwork())  # type: ignore[arg-type]
+    page = await client.products_page()
+    # Date says 01:00:00 (whole seconds); the answer took 1.5 s.
+    assert page.server_time == "2026-01-01T00:59:58.500+00:00"
+
+
 async def test_page_mode_and_per_page_cap(
     shop: InSalesSimulator, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:

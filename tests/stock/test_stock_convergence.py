@@ -3,7 +3,8 @@
 Hundreds of runs against the InSales simulator while another actor edits
 quantities, adds products with new and with duplicated keys, changes keys,
 deletes and restores products, between runs and at random moments during
-them (mid-scan, during our writes), and InSales' queue applies our writes
+them (mid-scan, during our writes), some of it showing up to 50 s after
+its ``updated_at`` (a save committed late), and InSales' queue applies our writes
 late (or, on an account that answers per variant, refuses variants of
 products deleted after the scan). Checked throughout: a key duplicated in
 the shop since before a run began, or ambiguous in the source, is never
@@ -54,7 +55,15 @@ class Actor:
                 self.twice_since.setdefault(key, now)
 
     def act(self) -> None:
-        """One random change in the shop."""
+        """One random change in the shop; one in four shows up to 50 s after its stamp."""
+        if self.rng.random() < 0.25:
+            self.acts["late"] += 1
+            with self.sim.committed_late(self.rng.uniform(0.0, 50.0)):
+                self._act()
+        else:
+            self._act()
+
+    def _act(self) -> None:
         sim, rng = self.sim, self.rng
         variants = sim.variants()
         roll = rng.random()
@@ -77,6 +86,16 @@ class Actor:
         elif sim.trash:
             self.acts["restore"] += 1
             sim.restore_product(rng.choice(sorted(sim.trash)))
+        self.note()
+
+    def delete_owner(self, variant_id: int) -> None:
+        """Delete the product holding ``variant_id``, if it is still in the shop."""
+        try:
+            pid = self.sim.variant(variant_id)["product_id"]
+        except KeyError:
+            return
+        self.acts["delete written"] += 1
+        self.sim.delete_product(pid)
         self.note()
 
     def maybe(self, share: float) -> None:
@@ -140,6 +159,8 @@ async def test_the_shop_converges_and_the_rules_hold_whatever_happens(
                                   f"{clock.time()} by a run begun at {run_started}")
         if busy:
             actor.maybe(0.3)
+            if writes and rng.random() < 0.05:
+                actor.delete_owner(writes[0].id)  # a product we are writing to, right now
         answer = await real_update(writes)
         if busy:
             actor.maybe(0.3)
@@ -195,7 +216,8 @@ async def test_the_shop_converges_and_the_rules_hold_whatever_happens(
         assert not violations, violations[:5]
     # The test saw what it is about: every kind of change, writes, and twins.
     assert runs >= 100 and checks > 300
-    assert set(actor.acts) == {"quantity", "add", "add twin", "key", "delete", "restore"}
+    assert set(actor.acts) == {"quantity", "add", "add twin", "key", "delete", "restore", "late",
+                               "delete written"}
     assert len(sent) > 100
     assert {int(c.ref) for c in audit.changes} >= {vid for vid, _ in sent}
     assert any(c.status == "confirmed" for c in audit.changes)

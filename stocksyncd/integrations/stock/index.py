@@ -7,17 +7,23 @@ cursor with ``with_deleted``), so a quiet minute costs one request.
 Edge cases, and how they are handled:
 
 * The window's start comes from InSales' clock, never from ours, so clock
-  skew between us and InSales does not shift it: the watermark is the Date
-  header of the previous scan's first answer (every change committed before
-  that moment is in the scan), not the newest ``updated_at`` seen.
-* The window starts ``overlap`` seconds (60 s by default) before that
-  watermark, to catch a change stamped just before the scan began but
-  committed after it: InSales aborts requests that run longer than 50 s
-  (504), so a save is visible at most about 50 s after its timestamp.
+  skew between us and InSales does not shift it: the watermark is when the
+  previous scan began by InSales' clock (its first answer's Date less that
+  request's round trip: every change committed before that moment is in
+  the scan), not the newest ``updated_at`` seen.
+* The window starts ``overlap`` seconds (51 s by default) before that
+  watermark, to catch a change stamped before the scan began but committed
+  after it: InSales aborts requests that run longer than 50 s (504), so a
+  save is visible at most 50 s after its timestamp, and ``updated_at`` is
+  in whole seconds (one more).
 * No blind window: every scan starts from the previous scan's watermark,
   whatever the run wrote meanwhile, so an edit made in InSales at any moment
   (during our writes too) is read by the next scan. Our own writes are read
-  back the same way: that read is what confirms them (``pending``).
+  back the same way, and that read is what confirms them (``pending``).
+  The pipeline scans once the source is read, right before planning, so
+  the writes land just after the watermark: with runs a minute apart the
+  next run's window holds them and the one after no longer does (each
+  written product is read back once, not twice).
 * Deletions: the incremental scan lists the trash too (``with_deleted``); a
   product deleted since the watermark (its ``updated_at`` moves to the
   moment of deletion) comes back marked ``archived`` and leaves the index.
@@ -57,7 +63,7 @@ from stocksyncd.clients.insales import (
 from stocksyncd.errors import ApiError, InvalidResponseError, StockSyncError
 from stocksyncd.integrations.stock.pending import Pending, Verdicts, judge
 
-DEFAULT_OVERLAP = 60.0  # InSales' 50 s request limit, plus slack (see above)
+DEFAULT_OVERLAP = 51.0  # InSales' 50 s request limit, plus updated_at's whole second
 # Before any product: a full scan is a cursor scan from the beginning of time,
 # which unlike page numbers neither skips nor repeats products changed mid-scan.
 EPOCH = "1970-01-01T00:00:00.000+00:00"

@@ -39,6 +39,7 @@ from stocksyncd.integrations.stock.index import (
     InSalesIndex,
     RefreshReport,
     ScanFailed,
+    needs_full,
     refresh_index,
 )
 from stocksyncd.integrations.stock.keys import normalize_key
@@ -174,8 +175,8 @@ class StockSyncIntegration:
         verdicts = Verdicts()
         try:
             async with asyncio.TaskGroup() as tg:
-                shop = tg.create_task(self._read_shop(ctx, store, verdicts))
                 items = tg.create_task(self.source.fetch(ctx))
+                shop = tg.create_task(self._read_shop(ctx, store, verdicts, after=items))
         except* StockSyncError as group:
             self._index = None  # the reads may have been half taken in
             result.status = "failed"
@@ -207,13 +208,22 @@ class StockSyncIntegration:
 
         await self._record(result, store, index, full=report.mode == "full")
 
-    async def _read_shop(self, ctx: RunContext, store: StoredIndex,
-                         verdicts: Verdicts) -> tuple[InSalesIndex, RefreshReport]:
-        """The index, up to date and checked; overdue writes read by id and judged."""
+    async def _read_shop(self, ctx: RunContext, store: StoredIndex, verdicts: Verdicts,
+                         after: asyncio.Future[Any]) -> tuple[InSalesIndex, RefreshReport]:
+        """The index, up to date and checked; overdue writes read by id and judged.
+
+        A full scan (long) goes alongside the source read; an incremental one
+        (a request or a few) waits for the source, so the plan is made from
+        a view of the shop taken a moment before, and our writes land just
+        after the scan's watermark and are read back by the next run only
+        (see ``index``).
+        """
         header = await store.header()
         index = self._index if store.holds(header, self._index) else await store.load(header)
         self._index = None  # until this run has stored what it makes of it
         pending = None if index is not None else await store.load_pending()
+        if needs_full(index, ctx.clock.time(), self.cfg.full_refresh, self.field_name) is None:
+            await asyncio.wait([after])
         now = ctx.clock.time()
         index, report = await refresh_index(
             self.client, index, verdicts, now=now, full_every=self.cfg.full_refresh,
