@@ -4,8 +4,8 @@ One process, a ``FakeClock`` moved a minute between runs: the InSales
 simulator holds N variants, the source hands over the same figures as a
 ready list (what a source's ``fetch`` returns; parsing its HTTP answers is
 the source client's cost and not counted here), the state store is a dict
-that counts the JSON bytes written. After a cold run and the two runs that
-read its writes back, quiet runs are timed with ``time.process_time``: one
+that counts the JSON bytes written. After a cold run and the run that
+reads its writes back (and one more), quiet runs are timed with ``time.process_time``: one
 InSales read, the match and plan of all N variants, the stored header.
 """
 
