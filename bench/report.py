@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.bound import MS_WEIGHT_DAEMON, lower_bound
+from bench.ms_latency_report import BEGIN as MS_BEGIN
+from bench.ms_latency_report import END as MS_END
 from bench.ms_latency_report import section as ms_latency_section
+from bench.report_scale import BEGIN as SCALE_BEGIN
+from bench.report_scale import END as SCALE_END
+from bench.report_scale import write as write_scale
 
 COMMAND = "python -m bench"
 
@@ -234,6 +239,13 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
     w(para + "\n")
 
 
+def _block(text: str, begin: str, end: str) -> list[str]:
+    """The marked block of ``text``, markers included (as one item), or nothing."""
+    if begin in text and end in text:
+        return [begin + text.split(begin, 1)[1].split(end, 1)[0] + end]
+    return []
+
+
 def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
     rows, cpu = _load(results)
     if not rows:
@@ -429,17 +441,22 @@ def write_report(results: Path, docs: Path, argv_text: str = "") -> None:
       + ("; " if met and missed else "")
       + (f"**missed** at {', '.join(missed)}" if missed else "") + " (see the table).\n")
     _analysis(rows, cpu, w)
-    out += ["", *ms_latency_section(results)]
-    # The history section comes from ``python -m bench.history``: keep it.
     old = docs / "benchmarks.md"
+    earlier = old.read_text() if old.exists() else ""
+    # Sections other commands measure keep their last numbers until those run again.
+    from bench.mouser_day import MARK_END, MARK_START
+    from bench.mouser_day import section as mouser_section
+
+    if (results / "mouser.json").exists():  # python -m bench --mouser
+        mouser = json.loads((results / "mouser.json").read_text())
+        out += ["", f"{MARK_START}\n{mouser_section(mouser)}{MARK_END}"]
+    else:
+        out += ["", *_block(earlier, MARK_START, MARK_END)]
+    out += ["", *(ms_latency_section(results) or _block(earlier, MS_BEGIN, MS_END))]
+    out += ["", *_block(earlier, SCALE_BEGIN, SCALE_END)]  # redone from results below
+    # The history section comes from ``python -m bench.history``: keep it.
     kept = ""
-    if old.exists() and (at := old.read_text().find("\n## History queries")) >= 0:
-        kept = "\n" + old.read_text()[at:].strip() + "\n"
+    if (at := earlier.find("\n## History queries")) >= 0:
+        kept = "\n" + earlier[at:].strip() + "\n"
     (docs / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n" + kept)
-    if (results / "mouser.json").exists():  # python -m bench --mouser keeps its own section
-        from bench.mouser_day import write_section
-
-        write_section(json.loads((results / "mouser.json").read_text()), docs / "benchmarks.md")
-    from bench.report_scale import write as write_scale
-
     write_scale(results, docs / "benchmarks.md")

@@ -186,21 +186,48 @@ def _idle(results: Path, w: Any) -> None:
     w("")
 
 
-def sections(results: Path) -> str:
+def _old_sections(block: str) -> dict[str, str]:
+    """The ``## `` sections of an earlier block, by their heading line."""
+    found: dict[str, str] = {}
+    for part in ("\n" + block).split("\n## ")[1:]:
+        heading = "## " + part.split("\n", 1)[0]
+        found[heading] = ("## " + part).strip() + "\n"
+    return found
+
+
+def sections(results: Path, earlier: str = "") -> str:
+    """The scale sections; one whose results are not in ``results`` keeps its ``earlier`` text.
+
+    Each is measured by its own command, so rerunning one does not drop the others.
+    """
+    old = _old_sections(earlier)
     out: list[str] = []
-    w = out.append
-    _references(results, w)
-    _paging(results, w)
-    _scale(results, w)
-    _idle(results, w)
-    _heartbeat(results, w)
+    for make in (_references, _paging, _scale, _idle, _heartbeat):
+        made: list[str] = []
+        make(results, made.append)
+        if made:
+            out += made
+        else:
+            heading = next((h for h in old if h.startswith(_HEADINGS[make.__name__])), None)
+            if heading is not None:
+                out.append(old[heading])
     return "\n".join(out).rstrip() + "\n"
+
+
+_HEADINGS = {
+    "_references": "## The three references",
+    "_paging": "## Kak2c paging",
+    "_scale": "## Many shops in one daemon",
+    "_idle": "## Idle memory",
+    "_heartbeat": "## Heartbeat writes",
+}
 
 
 def write(results: Path, doc: Path) -> None:
     """Put the sections between the markers of ``doc`` (appended the first time)."""
     text = doc.read_text() if doc.exists() else ""
-    block = f"{BEGIN}\n\n{sections(results)}\n{END}\n"
+    earlier = text.split(BEGIN, 1)[1].split(END, 1)[0] if BEGIN in text and END in text else ""
+    block = f"{BEGIN}\n\n{sections(results, earlier)}\n{END}\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
         text = head + block + rest.split(END, 1)[1].lstrip("\n")
