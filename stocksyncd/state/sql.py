@@ -508,14 +508,16 @@ class SqlStateStore:
         if n > limit:
             return False
         q = t.quotas
+        new = _excluded(q)
         stmt = self._insert(q).values(
             key=key, bucket=bucket, used=n, quota_limit=limit, updated_at=self._now()
         )
+        # Column arithmetic only: ``used + n`` on a bound value builds a reference cycle.
         stmt = stmt.on_conflict_do_update(
             index_elements=[q.c.key, q.c.bucket],
-            set_={"used": q.c.used + n, "quota_limit": limit,
-                  "updated_at": _excluded(q).updated_at},
-            where=q.c.used + n <= limit,
+            set_={"used": q.c.used + new.used, "quota_limit": limit,
+                  "updated_at": new.updated_at},
+            where=q.c.used <= limit - n,
         ).returning(q.c.used)
         async with self._tx() as conn:
             row = (await conn.execute(stmt)).first()
