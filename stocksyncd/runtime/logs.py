@@ -39,7 +39,7 @@ PRIORITY = {
 }
 
 # Libraries that are chatty at INFO: their routine lines only show at DEBUG.
-_QUIET_AT_INFO = ("apscheduler", "aiohttp.access", "sqlalchemy", "alembic")
+_QUIET_AT_INFO = ("apscheduler", "aiohttp.access", "sqlalchemy", "alembic", "aiosqlite")
 
 _handler_id: int | None = None
 
@@ -133,8 +133,12 @@ class InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        frame: FrameType | None = logging.currentframe()
-        depth = 2
+        # From this frame up to the first one outside ``logging``: the caller. Never
+        # hold this frame itself in a local (as ``logging.currentframe()`` returns it
+        # since Python 3.11): that is a reference cycle keeping the frames, the record
+        # and its arguments alive until a full collection, every stdlib record.
+        frame: FrameType | None = sys._getframe(1)
+        depth = 1
         while frame is not None and frame.f_code.co_filename == logging.__file__:
             frame = frame.f_back
             depth += 1

@@ -58,6 +58,18 @@ SQLITE_BEAT_EVERY = 60.0
 
 
 @functools.cache
+def _excluded(table: sa.Table) -> Any:
+    """The row an upsert proposed (``EXCLUDED`` in ON CONFLICT DO UPDATE), one per table.
+
+    ``stmt.excluded`` builds a new alias of the table on every call: a few
+    dozen objects in reference cycles, which only the cyclic collector frees.
+    One upsert per request and per beat piled them up for hours between
+    collections (see runtime/heap.py); the alias is the same every time.
+    """
+    return sa.alias(table, name="excluded").c
+
+
+@functools.cache
 def _insert_changes(dialect: sa.Dialect) -> str:
     """The dialect's INSERT of one change row, its parameters in ``_CHANGE_COLUMNS`` order."""
     compiled = t.run_changes.insert().inline().compile(dialect=dialect,
@@ -470,12 +482,13 @@ class SqlStateStore:
 
     async def set_value(self, scope: str, key: str, value: Any) -> None:
         """Store a JSON-able value (upsert)."""
+        new = _excluded(t.kv_values)
         stmt = self._insert(t.kv_values).values(
             scope=scope, key=key, value=value, updated_at=self._now()
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.kv_values.c.scope, t.kv_values.c.key],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+            set_={"value": new.value, "updated_at": new.updated_at},
         )
         async with self._tx() as conn:
             await conn.execute(stmt)
@@ -495,14 +508,16 @@ class SqlStateStore:
         if n > limit:
             return False
         q = t.quotas
+        new = _excluded(q)
         stmt = self._insert(q).values(
             key=key, bucket=bucket, used=n, quota_limit=limit, updated_at=self._now()
         )
+        # Column arithmetic only: ``used + n`` on a bound value builds a reference cycle.
         stmt = stmt.on_conflict_do_update(
             index_elements=[q.c.key, q.c.bucket],
-            set_={"used": q.c.used + n, "quota_limit": limit,
-                  "updated_at": stmt.excluded.updated_at},
-            where=q.c.used + n <= limit,
+            set_={"used": q.c.used + new.used, "quota_limit": limit,
+                  "updated_at": new.updated_at},
+            where=q.c.used <= limit - n,
         ).returning(q.c.used)
         async with self._tx() as conn:
             row = (await conn.execute(stmt)).first()
@@ -526,7 +541,7 @@ class SqlStateStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=[q.c.key, q.c.bucket],
             set_={"used": sa.case((q.c.used > limit, q.c.used), else_=limit),
-                  "quota_limit": limit, "updated_at": stmt.excluded.updated_at},
+                  "quota_limit": limit, "updated_at": _excluded(q).updated_at},
         )
         async with self._tx() as conn:
             await conn.execute(stmt)
@@ -542,18 +557,19 @@ class SqlStateStore:
         """Take the lease if it is free, expired, or already ours; True when we hold it."""
         now = self._now()
         ls = t.leases
+        new = _excluded(ls)
         stmt = self._insert(ls).values(
             name=name, holder=holder, acquired_at=now, expires_at=now + timedelta(seconds=ttl)
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[ls.c.name],
             set_={
-                "holder": stmt.excluded.holder,
-                "expires_at": stmt.excluded.expires_at,
+                "holder": new.holder,
+                "expires_at": new.expires_at,
                 # Keeping it is not acquiring it anew.
                 "acquired_at": sa.case(
-                    (ls.c.holder == stmt.excluded.holder, ls.c.acquired_at),
-                    else_=stmt.excluded.acquired_at,
+                    (ls.c.holder == new.holder, ls.c.acquired_at),
+                    else_=new.acquired_at,
                 ),
             },
             where=sa.or_(ls.c.holder == holder, ls.c.expires_at <= now),
@@ -618,14 +634,15 @@ class SqlStateStore:
             if touched.rowcount == 1:
                 self._beat = (replica, started_at, version, info, now)
                 return
+        new = _excluded(t.replicas)
         stmt = self._insert(t.replicas).values(
             replica=replica, seen_at=self._now(), started_at=started_at, version=version,
             info=info,
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.replicas.c.replica],
-            set_={"seen_at": stmt.excluded.seen_at, "started_at": stmt.excluded.started_at,
-                  "version": stmt.excluded.version, "info": stmt.excluded.info},
+            set_={"seen_at": new.seen_at, "started_at": new.started_at,
+                  "version": new.version, "info": new.info},
         )
         async with self._tx() as conn:
             await conn.execute(stmt)

@@ -11,6 +11,7 @@ import pytest
 from loguru import logger
 
 from stocksyncd.runtime.logs import setup_logging
+from tests.cycles import cyclic_garbage
 
 PASSWORD = "hunter2-secret-pw"
 TOKEN = "tok_9f8e7d6c5b4a"
@@ -106,3 +107,18 @@ def test_reconfigure_replaces_the_handler(out: io.StringIO) -> None:
     logger.info("dropped")
     logger.warning("kept")
     assert out.getvalue() == "<4>kept\n"
+
+
+def test_stdlib_records_leave_no_reference_cycles(out: io.StringIO) -> None:
+    # The daemon collects cycles rarely: every aiosqlite/aiohttp record kept its
+    # frames, the record and its arguments until a full collection.
+    setup_logging("DEBUG", "text", stream=out)
+    library = logging.getLogger("aiohttp.client")
+    library.warning("warm-up %s", 0)
+    with cyclic_garbage() as cycles:
+        for i in range(20):
+            library.warning("connect failed %s", i)
+            library.debug("executing %s", i)
+    assert cycles.found == 0
+    # Named for the module that logged (this one), not for ``logging``.
+    assert out.getvalue().splitlines()[-1].endswith(f" {__name__}: executing 19")
