@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         asyncio.run(serve(args.serve, args.variants, args.latency, args.jobs))
         return 0
-    result = run(args)
+    result = {**run(args), "tag": args.tag}
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"scale-{args.jobs}x{args.replicas}-{args.schedule}{args.tag}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=1, default=str))
