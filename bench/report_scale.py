@@ -203,8 +203,8 @@ def _idle(results: Path, w: Any) -> None:
         para += (f" The build before the fix, measured the same way on the same machine at "
                  f"the same time, went from {o_start:.1f} to {o_end:.1f} MiB by minute "
                  f"{old[-1][0]:.0f} ({o_slope:+.2f} MiB an hour).")
-    w(para + " The growth was cyclic garbage left by every run, which only Python's cycle collector "
-      "frees, and it runs rarely here (`runtime/heap.py`): the standard-library log "
+    w(para + " The growth was cyclic garbage left by every run, which only Python's cycle "
+      "collector frees, and it runs rarely here (`runtime/heap.py`): the standard-library log "
       "interception held its own frame (about 420 frames a run, from aiosqlite's debug "
       "records), and every upsert built a new `excluded` alias of its table. "
       "`tests/runtime/test_quiet_run_cycles.py` and `tests/state/test_cycles.py` count the "
