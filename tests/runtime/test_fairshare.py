@@ -38,16 +38,26 @@ def test_a_third_replica_takes_jobs_only_from_the_others() -> None:
     assert choose("x", []) is None
 
 
-def run(job: str, replica: str, started: datetime) -> RunRecord:
+def run(job: str, replica: str, started: datetime, *, took: float | None = 0.0) -> RunRecord:
+    """A scheduled run that ended ``took`` seconds after it started (None: still running)."""
     return RunRecord(run_id=f"{job}-{started.timestamp()}", integration=job,
-                     trigger="schedule", dry_run=False, replica=replica, started_at=started)
+                     trigger="schedule", dry_run=False, replica=replica, started_at=started,
+                     finished_at=None if took is None else started + timedelta(seconds=took),
+                     status="running" if took is None else "ok")
 
 
-def test_overdue_counts_any_run_that_started_within_one_and_a_half_periods() -> None:
+def test_overdue_counts_any_run_that_ran_within_one_and_a_half_periods() -> None:
     now = datetime(2026, 3, 2, 10, tzinfo=UTC)
     assert overdue([], now=now, period=60)
     assert not overdue([run("j", "b", now - timedelta(seconds=80))], now=now, period=60)
     assert overdue([run("j", "b", now - timedelta(seconds=95))], now=now, period=60)
+    # A run in flight (a cold one waiting for its turn, say) keeps its job from overdue.
+    assert not overdue([run("j", "b", now - timedelta(seconds=300), took=None)], now=now,
+                       period=60)
+    # So does one that ended lately, however long ago it started.
+    assert not overdue([run("j", "b", now - timedelta(seconds=300), took=220)], now=now,
+                       period=60)
+    assert overdue([run("j", "b", now - timedelta(seconds=300), took=200)], now=now, period=60)
     # Never run: overdue only once this replica has fired it for 1.5 periods.
     assert not overdue([], now=now, period=60, since=now - timedelta(seconds=89))
     assert overdue([], now=now, period=60, since=now - timedelta(seconds=90))
