@@ -16,13 +16,6 @@ ends, so a collection in the middle only walks live objects (10-30 ms per
 10k variants, measured) and frees nothing; once the run is over its
 objects are freed by reference counting and no collection needs to see
 them.
-
-A daemon with hundreds of jobs always has a run in progress, so the pause
-would never end. Once it has lasted ``MAX_PAUSE``, automatic collection
-resumes until no run is in progress: young objects are collected in small
-steps, as in any busy process. (A forced collection of everything made
-since the pause began, once a minute, stalled the event loop for seconds
-at a time with 300 jobs of 10k variants: runs started late.)
 """
 
 from __future__ import annotations
@@ -45,38 +38,29 @@ def settle_heap() -> None:
     gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
 
 
-# Runs that overlap for longer than this get automatic collection back until
-# none is in progress: a lone run of a 10k job takes about a second.
-MAX_PAUSE = 5.0
+# Runs that overlap for longer than this still get their young objects
+# collected, at the end of each run: cyclic garbage cannot pile up without bound.
+MAX_PAUSE = 60.0
 
 
 class _Pause:
     active = 0  # runs in progress
-    since = 0.0  # monotonic time the pause began
+    since = 0.0  # monotonic time the pause began (or last collected)
     owned = False  # whether we disabled the collector (and so re-enable it)
-
-
-def _resume_if_long() -> None:
-    """Runs have overlapped for ``MAX_PAUSE``: collect automatically until none is left."""
-    if _Pause.owned and time.monotonic() - _Pause.since > MAX_PAUSE:
-        gc.enable()
 
 
 @contextlib.contextmanager
 def collection_paused() -> Iterator[None]:
     """No automatic cyclic collection while any run is in progress (see the module notes).
 
-    Runs may overlap: the collector resumes when the last one ends, or once
-    the pause has lasted ``MAX_PAUSE``. A collector someone else disabled
-    stays disabled.
+    Runs may overlap: the collector resumes when the last one ends. A
+    collector someone else disabled stays disabled.
     """
     if _Pause.active == 0:
         _Pause.owned = gc.isenabled()
         _Pause.since = time.monotonic()
         if _Pause.owned:
             gc.disable()
-    else:
-        _resume_if_long()
     _Pause.active += 1
     try:
         yield
@@ -85,5 +69,6 @@ def collection_paused() -> Iterator[None]:
         if _Pause.owned:
             if _Pause.active == 0:
                 gc.enable()
-            else:
-                _resume_if_long()
+            elif time.monotonic() - _Pause.since > MAX_PAUSE:
+                gc.collect(1)
+                _Pause.since = time.monotonic()
