@@ -45,7 +45,8 @@ def settle_heap() -> None:
 # minute that walk (the indexes of the jobs that ran cold meanwhile) stalled the
 # event loop for seconds. Every 5 s it walks the same objects in smaller steps.
 # (Leaving collection to the automatic collector instead lets its full
-# collections walk the whole heap of indexes: stalls of over 10 s, measured.)
+# collections walk the whole heap of indexes: one of two replicas stalled past
+# the state store's 10 s timeout, measured.)
 MAX_PAUSE = 5.0
 
 
