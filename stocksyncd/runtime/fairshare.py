@@ -9,13 +9,14 @@ choice without talking to the others, each gets about 1/n of the jobs, and
 when a replica comes or goes only its own share moves).
 
 A replica that is not a job's choice leaves the tick to the chosen one, unless
-the job is overdue: no run of it (on any replica) is in flight or started or
-ended within ``OVERDUE_PERIODS`` periods, as when the chosen replica cannot
-build that integration. A job that has never run is not overdue before this replica
-has been firing it for that long either: replicas started together would
-otherwise both run every job of their first period, and half of the jobs
-would then move to their chosen replica, which loads their stored state
-anew. A replica that stopped is out of the live set once its heartbeat is
+the job is overdue: no run of it (on any replica) started or ended within
+``OVERDUE_PERIODS`` periods, as when the chosen replica cannot build that
+integration or is stuck (then the lease, once expired, lets another take
+it). A job that has never run is not overdue before this replica has been
+firing it for that long either: replicas started together would otherwise
+both run every job of their first period, and half of the jobs would then
+move to their chosen replica, which loads their stored state anew. A
+replica that stopped is out of the live set once its heartbeat is
 ``LIVE_WITHIN`` seconds old, and its jobs pass to the others.
 """
 
@@ -51,28 +52,27 @@ def choose(job: str, replicas: Iterable[str]) -> str | None:
     return max(replicas, key=lambda r: (_score(job, r), r), default=None)
 
 
-def last_seen(run: RunRecord, now: datetime) -> datetime:
-    """When ``run`` last showed its job alive: ``now`` while it is in flight (its
-    replica holds the lease), else when it ended (or began, if it never ended)."""
-    if run.status == "running":
-        return now
+def last_seen(run: RunRecord) -> datetime:
+    """When ``run`` last showed its job looked after: when it ended, or began if it
+    has not ended. A run still in flight is not counted as now: its replica may be
+    stuck, and the lease, tried next, tells whether it is still held."""
     return max(run.started_at, run.finished_at or run.started_at)
 
 
 def overdue(runs: Iterable[RunRecord], *, now: datetime, period: float,
             since: datetime | None = None) -> bool:
-    """No run of the job is in flight or started or ended within ``OVERDUE_PERIODS``
-    periods of ``now``, and ``since`` (when this replica began firing the job) is at
-    least that long ago.
+    """No run of the job started or ended within ``OVERDUE_PERIODS`` periods of
+    ``now``, and ``since`` (when this replica began firing the job) is at least
+    that long ago.
 
-    A run still in flight counts as now: a long one (a cold run waiting for its
-    turn, say) does not make its job overdue, which would only move the job to a
-    replica that has to load its index again.
+    A run that ended lately counts however long it took: a long one (a cold run
+    that waited for its turn, say) would otherwise leave its job overdue the
+    moment it ends, and move it to a replica that has to load its index again.
     """
     window = period * OVERDUE_PERIODS
     if since is not None and (now - since).total_seconds() < window:
         return False
-    return all((now - last_seen(run, now)).total_seconds() >= window for run in runs)
+    return all((now - last_seen(run)).total_seconds() >= window for run in runs)
 
 
 class FairShare:
