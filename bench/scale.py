@@ -52,6 +52,8 @@ RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 TICK = os.sysconf("SC_CLK_TCK")
 SCHEDULED = re.compile(r"scheduled (\S+) \(every [\d.]+s\), first run at (\S+)")
+# An ERROR line of the daemons' text log format (time, level, logger: message).
+ERROR_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ ERROR ", re.MULTILINE)
 
 
 # -- simulators ------------------------------------------------------------------------
@@ -345,7 +347,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 name: [(round((t - started) / 60, 2), round(rss, 1))
                        for t, _, rss in p[::max(1, len(p) // 240)]]
                 for name, p in points.items() if not name.startswith("sim-")}
-        result["errors_in_logs"] = sum(text.count(" | ERROR ") for text in logs.values())
+        result["errors_in_logs"] = sum(len(ERROR_LINE.findall(text)) for text in logs.values())
         return {"jobs": args.jobs, "variants": args.variants, "schedule": args.schedule,
                 "replicas": args.replicas, "minutes": args.minutes, "warmup": args.warmup,
                 "latency": args.latency, "cores": os.cpu_count(), **result}

@@ -45,7 +45,7 @@ from stocksyncd.runtime.scheduler import (
 )
 from stocksyncd.runtime.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from stocksyncd.runtime.view import DaemonView, JobInfo
-from stocksyncd.state.api import StateStore
+from stocksyncd.state.api import RunRecord, StateStore
 
 if TYPE_CHECKING:
     from stocksyncd.integrations.base import RunResult
@@ -55,6 +55,7 @@ HEARTBEAT_EVERY = 15.0
 STORE_RETRY_EVERY = 2.0  # heartbeat while the store cannot record
 PRUNE_EVERY_BEATS = 240  # once an hour, and once at start
 QUOTA_HISTORY = timedelta(days=2)  # quota buckets untouched this long are deleted
+RECENT_RUNS = 10  # the newest runs of a job, read when its lease is taken
 CANCELLED_AT_SHUTDOWN = "cancelled at shutdown"
 
 
@@ -163,6 +164,7 @@ class Daemon:
         self._retiring: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._leases: dict[str, str] = {}
+        self._swept: set[str] = set()  # integrations whose abandoned runs were closed once
         self._fair: FairShare | None = None
         self._runner: web.AppRunner | None = None
         self._intents: asyncio.Queue[str] = asyncio.Queue()
@@ -284,19 +286,10 @@ class Daemon:
                 lease.kept(attempt)
                 self._leases[live.name] = self.replica
                 renewer = asyncio.create_task(self._renew(lease, me, lost))
-                # Holding the lease means no other replica runs this integration: any run
-                # of it still marked "running" elsewhere belongs to a replica that died
-                # (or lost its lease); its changes stay as they stood.
-                closed = await state.abandon_runs(
-                    integration=live.name, except_replica=self.replica,
-                    finished_at=self.clock.now(),
-                    message="interrupted: its replica stopped or lost the lease mid-run",
-                )
-                if closed:
-                    logger.warning("{}: closed {} run(s) another replica left unfinished",
-                                   live.name, closed)
+                recent = await state.recent_runs(live.name, limit=RECENT_RUNS)
+                await self._close_abandoned(live.name, recent)
             try:
-                if lease and trigger == "schedule" and await self._done_this_period(live.name):
+                if lease and trigger == "schedule" and self._done_this_period(live.name, recent):
                     return
                 await executor.run(
                     live.obj, trigger=trigger, dry_run=live.cfg.dry_run,
@@ -326,15 +319,35 @@ class Daemon:
         period = None if spec is None else period_of(spec, self._scheduler.next_run(name), now)
         return self._fair is None or await self._fair.my_turn(name, period)
 
-    async def _done_this_period(self, name: str) -> bool:
+    async def _close_abandoned(self, name: str, recent: list[RunRecord]) -> None:
+        """Close the runs of ``name`` another replica left ``running`` (we hold the lease).
+
+        Holding the lease means no other replica runs this integration: any run
+        of it still marked "running" elsewhere belongs to a replica that died (or
+        lost its lease); its changes stay as they stood. The first time this
+        replica holds the lease it closes every such run; after that only when
+        ``recent`` (the newest runs) shows one, which saves a write per run
+        start: an older one would have been closed by a later holder of the lease.
+        """
+        foreign = any(r.status == "running" and r.replica != self.replica for r in recent)
+        if name in self._swept and not foreign:
+            return
+        closed = await self.state.abandon_runs(
+            integration=name, except_replica=self.replica, finished_at=self.clock.now(),
+            message="interrupted: its replica stopped or lost the lease mid-run",
+        )
+        self._swept.add(name)
+        if closed:
+            logger.warning("{}: closed {} run(s) another replica left unfinished", name, closed)
+
+    def _done_this_period(self, name: str, recent: list[RunRecord]) -> bool:
         """Another replica (or we) already ran this period's scheduled run (see scheduler)."""
         spec = self._scheduler.specs.get(name)
         now = self.clock.now()
         period = None if spec is None else period_of(spec, self._scheduler.next_run(name), now)
         if period is None:
             return False
-        done = ran_this_period(await self.state.recent_runs(name, limit=10), now=now,
-                               period=period)
+        done = ran_this_period(recent, now=now, period=period)
         if done is None:
             return False
         logger.info("{}: replica {} already ran it this period (run {}); skipping this tick",

@@ -40,7 +40,14 @@ def settle_heap() -> None:
 
 # Runs that overlap for longer than this still get their young objects
 # collected, at the end of each run: cyclic garbage cannot pile up without bound.
-MAX_PAUSE = 60.0
+# Such a collection walks every object made since the last one that is still
+# alive; with 300 jobs of 10k variants a run is always in progress, and once a
+# minute that walk (the indexes of the jobs that ran cold meanwhile) stalled the
+# event loop for seconds. Every 5 s it walks the same objects in smaller steps.
+# (Leaving collection to the automatic collector instead lets its full
+# collections walk the whole heap of indexes: one of two replicas stalled past
+# the state store's 10 s timeout, measured.)
+MAX_PAUSE = 5.0
 
 
 class _Pause:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -27,6 +27,9 @@ from stocksyncd.errors import ConfigError
 # Seconds a SQLite writer waits for another process's write lock (a `sync`
 # command next to the daemon) before failing.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# A pooled PostgreSQL connection that sat unused this many seconds is checked
+# (pinged) before it is handed out; one used more recently is not.
+PING_IDLE = 10.0
 
 
 @dataclass(frozen=True)
@@ -136,13 +139,41 @@ def make_engine(spec: EngineSpec) -> AsyncEngine:
         else:
             Path(spec.url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 5
         kwargs["max_overflow"] = 5
     engine = create_async_engine(spec.url, **kwargs)
     if spec.backend == "sqlite":
         _sqlite_pragmas(engine, memory=spec.memory)
+    else:
+        _ping_idle_connections(engine)
     return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it sat idle for ``PING_IDLE``.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout, and asyncpg's ping is
+    three round trips (BEGIN, a query, ROLLBACK): as many as the statement it
+    guards, on every run start, lease renewal and value read. A connection in
+    steady use was answered a moment ago; one idle for a while (the server
+    restarted, a firewall dropped it) is pinged, and replaced when it fails.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_IDLE:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            # The pool drops this connection and hands out another (or a new one).
+            raise DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
 def ensure_wal(spec: EngineSpec) -> None:

@@ -297,6 +297,34 @@ async def test_taking_the_lease_closes_a_dead_replicas_run(tmp_path: Path) -> No
     await h.daemon.stop()
 
 
+async def test_a_run_start_closes_abandoned_runs_only_when_there_may_be_one(
+        tmp_path: Path) -> None:
+    h = Harness(write_config(tmp_path / "c.toml", integration("a")), backend="postgresql")
+    sweeps: list[str | None] = []
+    abandon = h.store.abandon_runs
+
+    async def counted(**kwargs: Any) -> int:
+        sweeps.append(kwargs.get("integration"))
+        return await abandon(**kwargs)
+
+    h.store.abandon_runs = counted  # type: ignore[method-assign]
+    await h.daemon.start()
+    sweeps.clear()  # the start-up sweep of this replica's own runs
+    for _ in range(3):
+        h.daemon._due("a")
+        await h.wait_idle()
+    # The first lease this replica takes sweeps them all; the next starts saw none.
+    assert sweeps == ["a"]
+    assert [r.status for r in h.store.runs.values()] == ["ok"]  # then: ran this period
+    await h.store.start_run(run_id="dead", integration="a", trigger="manual", dry_run=False,
+                            replica="r2", started_at=datetime.now(UTC))
+    h.daemon._due("a")
+    await h.wait_idle()
+    assert sweeps == ["a", "a"]
+    assert h.store.runs["dead"].status == "interrupted"
+    await h.daemon.stop()
+
+
 async def test_old_runs_are_pruned_to_keep_runs(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     write_config(path, integration("a"))

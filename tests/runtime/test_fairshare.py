@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from stocksyncd.clock import FakeClock
-from stocksyncd.runtime.fairshare import LIVE_WITHIN, REFRESH_EVERY, FairShare, choose, overdue
+from stocksyncd.runtime.fairshare import (
+    LIVE_WITHIN,
+    REFRESH_ALONE,
+    REFRESH_EVERY,
+    FairShare,
+    choose,
+    overdue,
+)
 from stocksyncd.state.api import RunRecord
 
 from .fakes import MemoryStore
@@ -31,16 +38,30 @@ def test_a_third_replica_takes_jobs_only_from_the_others() -> None:
     assert choose("x", []) is None
 
 
-def run(job: str, replica: str, started: datetime) -> RunRecord:
+def run(job: str, replica: str, started: datetime, *, took: float | None = 0.0) -> RunRecord:
+    """A scheduled run that ended ``took`` seconds after it started (None: still running)."""
     return RunRecord(run_id=f"{job}-{started.timestamp()}", integration=job,
-                     trigger="schedule", dry_run=False, replica=replica, started_at=started)
+                     trigger="schedule", dry_run=False, replica=replica, started_at=started,
+                     finished_at=None if took is None else started + timedelta(seconds=took),
+                     status="running" if took is None else "ok")
 
 
-def test_overdue_counts_any_run_that_started_within_one_and_a_half_periods() -> None:
+def test_overdue_counts_any_run_that_ran_within_one_and_a_half_periods() -> None:
     now = datetime(2026, 3, 2, 10, tzinfo=UTC)
     assert overdue([], now=now, period=60)
     assert not overdue([run("j", "b", now - timedelta(seconds=80))], now=now, period=60)
     assert overdue([run("j", "b", now - timedelta(seconds=95))], now=now, period=60)
+    # A run in flight since long ago does not: its replica may be stuck (the lease,
+    # tried next, tells whether it still holds the job).
+    assert overdue([run("j", "b", now - timedelta(seconds=300), took=None)], now=now,
+                   period=60)
+    # One that ended lately does, however long ago it started.
+    assert not overdue([run("j", "b", now - timedelta(seconds=300), took=220)], now=now,
+                       period=60)
+    assert overdue([run("j", "b", now - timedelta(seconds=300), took=200)], now=now, period=60)
+    # Never run: overdue only once this replica has fired it for 1.5 periods.
+    assert not overdue([], now=now, period=60, since=now - timedelta(seconds=89))
+    assert overdue([], now=now, period=60, since=now - timedelta(seconds=90))
 
 
 async def test_my_turn_leaves_the_other_replicas_jobs_to_it_unless_overdue() -> None:
@@ -51,12 +72,54 @@ async def test_my_turn_leaves_the_other_replicas_jobs_to_it_unless_overdue() -> 
     mine = next(job for job in JOBS if choose(job, ["alpha", "beta"]) == "alpha")
     theirs = next(job for job in JOBS if choose(job, ["alpha", "beta"]) == "beta")
     assert await fair.my_turn(mine, 60.0)
-    assert await fair.my_turn(theirs, 60.0)  # never run anywhere yet: overdue
+    # Never run anywhere yet: beta, started with us, runs it in its first period.
+    assert not await fair.my_turn(theirs, 60.0)
     rec = run(theirs, "beta", clock.now() - timedelta(seconds=30))
     store.runs[rec.run_id] = rec
     assert not await fair.my_turn(theirs, 60.0)
-    clock.advance(70)  # beta has not started it for 100 s: take it over
+    clock.advance(70)  # beta has not started it for 100 s, but alpha is up for only 70 s
+    assert not await fair.my_turn(theirs, 60.0)
+    clock.advance(20)  # and now for 90 s: take it over
     assert await fair.my_turn(theirs, 60.0)
+
+
+async def test_a_job_never_run_passes_to_another_replica_after_one_and_a_half_periods() -> None:
+    clock = FakeClock()
+    store = MemoryStore("postgresql")
+    store.live_replicas = ["alpha", "beta"]
+    fair = FairShare(store, "alpha", clock=clock)  # type: ignore[arg-type]
+    theirs = next(job for job in JOBS if choose(job, ["alpha", "beta"]) == "beta")
+    assert not await fair.my_turn(theirs, 60.0)  # beta cannot build it, say: no run anywhere
+    clock.advance(60)
+    assert not await fair.my_turn(theirs, 60.0)
+    clock.advance(30)  # alpha has fired it for 1.5 periods: it is not left behind
+    assert await fair.my_turn(theirs, 60.0)
+
+
+async def test_replicas_started_together_find_each_other_within_a_second() -> None:
+    clock = FakeClock()
+    store = MemoryStore("postgresql")
+    fair = FairShare(store, "alpha", clock=clock)  # type: ignore[arg-type]
+    assert await fair.live() == ["alpha"]  # beta has not written its first heartbeat yet
+    store.live_replicas = ["alpha", "beta"]
+    clock.advance(REFRESH_ALONE)
+    assert await fair.live() == ["alpha", "beta"]
+    store.live_replicas = ["alpha"]
+    clock.advance(REFRESH_ALONE)
+    assert await fair.live() == ["alpha", "beta"]  # not alone: once per REFRESH_EVERY
+
+
+async def test_a_replica_alone_after_start_up_reads_the_live_set_once_per_refresh() -> None:
+    clock = FakeClock()
+    store = MemoryStore("postgresql")
+    fair = FairShare(store, "alpha", clock=clock)  # type: ignore[arg-type]
+    clock.advance(LIVE_WITHIN)
+    assert await fair.live() == ["alpha"]
+    store.live_replicas = ["alpha", "beta"]
+    clock.advance(REFRESH_ALONE)
+    assert await fair.live() == ["alpha"]
+    clock.advance(REFRESH_EVERY - REFRESH_ALONE)
+    assert await fair.live() == ["alpha", "beta"]
 
 
 async def test_a_replica_that_stopped_reporting_loses_its_share() -> None:

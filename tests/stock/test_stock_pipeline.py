@@ -822,3 +822,42 @@ async def test_an_incremental_scan_waits_for_the_source_a_full_one_does_not(
     assert first.details["index_mode"] == "full" and second.details["index_mode"] == "incremental"
     assert source.shop_reads_during[0] > 0 and source.shop_reads_during[1] == 0
     assert second.requests["insales"] == 1
+
+
+class CountingSource(ListSource):
+    """A source that notes how many runs are reading it at once."""
+
+    inside = 0
+    most = 0
+
+    async def fetch(self, ctx: RunContext) -> list[SourceItem]:
+        CountingSource.inside += 1
+        CountingSource.most = max(CountingSource.most, CountingSource.inside)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)  # let the other runs in, if they may come
+            return await super().fetch(ctx)
+        finally:
+            CountingSource.inside -= 1
+
+
+async def test_cold_runs_take_turns_and_warm_runs_do_not_wait(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock,
+) -> None:
+    from stocksyncd.integrations.stock import cold
+
+    monkeypatch.setattr(cold, "COLD_RUNS", 2)
+    sim.add_product([{"barcode": "111", "quantity": 5}])
+    jobs = [make_integration(CountingSource([SourceItem("111", 5, "s1")])) for _ in range(5)]
+    for n, job in enumerate(jobs):
+        job.index_key += f"-{n}"  # five jobs, five stored indexes
+    CountingSource.most = 0
+    first = await asyncio.gather(*(j.run(make_ctx(run_id=f"a{n}")) for n, j in enumerate(jobs)))
+    assert [r.status for r in first] == ["ok"] * 5
+    assert CountingSource.most == 2  # no index in memory: two at a time
+    clock.advance(60)
+    CountingSource.most = 0
+    again = await asyncio.gather(*(j.run(make_ctx(run_id=f"b{n}")) for n, j in enumerate(jobs)))
+    assert [r.status for r in again] == ["ok"] * 5
+    assert CountingSource.most == 5  # the index in memory: all at once

@@ -34,6 +34,7 @@ from stocksyncd.http.ratelimit import RateLimiter, WindowLimiter
 from stocksyncd.http.transport import Transport
 from stocksyncd.integrations.base import Integration, Resources, RunContext, RunResult
 from stocksyncd.integrations.stock.apply import ApplyOutcome, apply_writes, as_change
+from stocksyncd.integrations.stock.cold import cold_slot
 from stocksyncd.integrations.stock.index import (
     DEFAULT_OVERLAP,
     InSalesIndex,
@@ -158,7 +159,10 @@ class StockSyncIntegration:
         insales_before = self.client.requests_made
         source_before = self.source.requests_made()
         try:
-            await self._run(ctx, result)
+            # A run without the index in memory reads the shop in full or loads
+            # the stored copy: at most a few such runs at once (cold.py).
+            async with cold_slot(self._index is None):
+                await self._run(ctx, result)
         except BaseException:
             self._index = None  # possibly half updated: load the stored copy next time
             raise
