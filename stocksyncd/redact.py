@@ -44,6 +44,17 @@ def register_secrets(values: Iterable[str | None]) -> None:
             _pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
+def forget_secrets(values: Iterable[str | None]) -> None:
+    """Stop redacting values no longer in use (a replaced token), so the set stays bounded."""
+    global _pattern
+    with _lock:
+        gone = {v for v in values if v} & _secrets
+        if gone:
+            _secrets.difference_update(gone)
+            ordered = sorted(_secrets, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+
 def clear_secrets() -> None:
     """Forget registered secrets (tests)."""
     global _pattern

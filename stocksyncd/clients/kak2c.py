@@ -37,7 +37,7 @@ from stocksyncd.http.transport import (
     Transport,
     parse_retry_after,
 )
-from stocksyncd.redact import register_secrets
+from stocksyncd.redact import forget_secrets, register_secrets
 
 API = "kak2c"
 DEFAULT_BASE_URL = "https://app.kak2c.ru/api/lite"
@@ -199,6 +199,9 @@ class Kak2cClient:
             raise AuthError(API, f"login answer from {response.url} has no access_token",
                             status=response.status)
         register_secrets([token])
+        if self._token is not None and self._token != token:
+            # Ours no more; a daemon logs in every few hours for months.
+            forget_secrets([self._token])
         now = self.clock.time()
         exp = jwt_exp(token)
         lifetime = (exp - now) if exp is not None else DEFAULT_TOKEN_TTL

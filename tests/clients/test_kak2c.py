@@ -14,6 +14,7 @@ from stocksyncd.clock import FakeClock
 from stocksyncd.errors import AuthError, InvalidResponseError, StockSyncError
 from stocksyncd.http.retry import RetryPolicy
 from stocksyncd.http.transport import ExchangeRecord
+from stocksyncd.redact import redact
 from stocksyncd.simulators.kak2c import Kak2cSimulator
 
 LOGIN = "shop@example.com"
@@ -111,6 +112,22 @@ async def test_token_is_renewed_ahead_of_exp_without_a_401(
     clock.advance(60)  # the new token is fresh: no further login
     await client.products()
     assert sim.logins == 2
+
+
+async def test_only_the_current_token_is_kept_for_redaction(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A token replaced by a new login is no longer held: months of logins stay bounded."""
+    sim.catalogue(3, seed=3)
+    client = make_client(sim, session, clock)
+    tokens = []
+    for _ in range(3):
+        tokens.append(await client.login())
+        clock.advance(60)
+    assert len(set(tokens)) == 3
+    assert redact(f"a {tokens[-1]} b") == "a *** b"
+    assert redact(f"a {tokens[0]} b") == f"a {tokens[0]} b"
+    assert redact(f"a {tokens[1]} b") == f"a {tokens[1]} b"
 
 
 async def test_token_expiring_between_two_pages_is_renewed_once_and_the_run_completes(
