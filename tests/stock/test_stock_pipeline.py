@@ -861,3 +861,28 @@ async def test_cold_runs_take_turns_and_warm_runs_do_not_wait(
     again = await asyncio.gather(*(j.run(make_ctx(run_id=f"b{n}")) for n, j in enumerate(jobs)))
     assert [r.status for r in again] == ["ok"] * 5
     assert CountingSource.most == 5  # the index in memory: all at once
+
+
+async def test_an_unchanged_skip_list_is_stored_once_and_named_after(
+    sim: InSalesSimulator, make_integration: Factory, make_ctx: ContextFactory,
+    clock: FakeClock,
+) -> None:
+    """A quiet minute leaves the same keys alone: it names the run that stored the list."""
+    sim.catalogue(300, seed=4)
+    clock.advance(86400)
+    source = source_from_shop(sim)
+    source.items = [*source.items, SourceItem("NOT-IN-SHOP", 3, "x1")]
+    integration = make_integration(source, zero_guard=1.0)
+    first = await integration.run(make_ctx(run_id="r1"))
+    assert any(s["key"] == "NOT-IN-SHOP" for s in first.details["skips"])
+    clock.advance(60)
+    second = await integration.run(make_ctx(run_id="r2"))
+    assert "skips" not in second.details and second.details["skips_as_in"] == "r1"
+    source.items = [*source.items, SourceItem("ALSO-NOT", 1, "x2")]
+    clock.advance(60)
+    changed = await integration.run(make_ctx(run_id="r3"))
+    assert {"NOT-IN-SHOP", "ALSO-NOT"} <= {s["key"] for s in changed.details["skips"]}
+    clock.advance(60)
+    assert (await integration.run(make_ctx(run_id="r4"))).details["skips_as_in"] == "r3"
+    clock.advance(86400)  # a day later the list is stored again, ahead of retention
+    assert "skips" in (await integration.run(make_ctx(run_id="r5"))).details

@@ -52,7 +52,7 @@ from stocksyncd.integrations.stock.plan import (
     plan_reduced,
     reduce_source,
 )
-from stocksyncd.integrations.stock.report import partial_message, skip_rows
+from stocksyncd.integrations.stock.report import StoredSkips, partial_message, skip_rows
 from stocksyncd.integrations.stock.safety_buffer import BufferReport, apply_buffer
 from stocksyncd.integrations.stock.stored import StoredIndex
 
@@ -146,6 +146,7 @@ class StockSyncIntegration:
         self._index: InSalesIndex | None = None  # the copy in memory, between runs
         self._rows = TargetRows(key_field, cfg.warehouse)
         self._buffer: BufferReport | None = None  # this run's safety buffer record
+        self._skips = StoredSkips()
         self.shop_url = str(client.transport.base_url) if hasattr(client, "transport") else ""
 
     async def close(self) -> None:
@@ -165,6 +166,7 @@ class StockSyncIntegration:
                 await self._run(ctx, result)
         except BaseException:
             self._index = None  # possibly half updated: load the stored copy next time
+            self._skips.forget()
             raise
         finally:
             result.requests = {
@@ -200,7 +202,8 @@ class StockSyncIntegration:
 
         plan = plan_reduced(source, self._rows.of(index), zero_guard=self.cfg.zero_guard)
         self._report_plan(result, plan, report)
-        result.details["skips"] = skip_rows(plan.skips, self.shop_url, _titles(index))
+        self._skips.record(result.details, skip_rows(plan.skips, self.shop_url, _titles(index)),
+                           ctx.run_id, ctx.clock.time())
 
         outcome = await self._write(ctx, result, plan)
         if outcome is not None:

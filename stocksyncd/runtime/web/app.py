@@ -241,6 +241,7 @@ async def run_detail(request: web.Request) -> web.Response:
     if run is None:
         return _html(pages.error_page("Run not found", "No run with this id is stored.",
                                       replica=view.replica), status=404)
+    run = await history.with_skip_list(view.state, run)
     try:
         page = int(request.query.get("page", "1"))
     except ValueError:

@@ -20,7 +20,7 @@ from stocksyncd.i18n import _, negotiate, set_language
 from stocksyncd.i18n.formats import day_start, local, set_timezone
 from stocksyncd.runtime.view import DaemonView
 from stocksyncd.runtime.web import pages
-from stocksyncd.state.api import RunPage, RunRecord
+from stocksyncd.state.api import RunPage, RunRecord, StateStore
 
 RUNS_PER_PAGE = 50
 CHANGES_PER_PAGE = 100
@@ -137,6 +137,7 @@ async def run_skips_csv(request: web.Request) -> web.Response:
     run = await view.state.get_run(request.match_info["run_id"])
     if run is None:
         raise web.HTTPNotFound(text="no run with this id is stored\n")
+    run = await with_skip_list(view.state, run)
     head = ["reason", "reason_text", "key", "source_ref", "source_name", "variant_id",
             "product_id", "product_title", "admin_url", "detail"]
     rows = ([e.get("reason"), pages.reason_label(str(e.get("reason"))), e.get("key"),
@@ -167,12 +168,24 @@ async def unmatched(request: web.Request) -> web.Response:
 
 
 async def _latest_listing(view: DaemonView, name: str) -> RunRecord | None:
-    """The newest run of ``name`` that stored its skip list (a run that read both sides)."""
+    """The newest run of ``name`` with a skip list (a run that read both sides)."""
     runs = await view.state.recent_runs(name, limit=UNMATCHED_LOOKBACK)
     for brief in runs:
-        if "skips" in brief.details:
-            return brief
+        if "skips" in brief.details or "skips_as_in" in brief.details:
+            return await with_skip_list(view.state, brief)
     return None
+
+
+async def with_skip_list(state: StateStore, run: RunRecord) -> RunRecord:
+    """``run`` with its skip list, taken from the run that stored it when ``run`` only
+    names that run (``skips_as_in``: the same list as before, not stored again)."""
+    source = run.details.get("skips_as_in")
+    if "skips" in run.details or not isinstance(source, str):
+        return run
+    stored = await state.get_run(source)
+    if stored is not None and isinstance(stored.details.get("skips"), list):
+        run.details["skips"] = stored.details["skips"]
+    return run
 
 
 def _cell(value: Any) -> str:

@@ -404,13 +404,20 @@ def skip_rows_html(entries: list[dict[str, Any]], *, with_reason: bool = True) -
 
 def _skips_section(run: RunRecord) -> str:
     entries = skip_entries(run)
+    source = run.details.get("skips_as_in")
+    note = ""
+    if isinstance(source, str):  # the same list as an earlier run, stored with it
+        link = f'<a href="{run_href(source)}">{esc(source)}</a>'
+        text = (_("The same keys as run {run}, which stored the list.") if entries
+                else _("The list is stored with run {run}, which is no longer kept."))
+        note = f'<p class="muted">{esc(text).replace("{run}", link)}</p>'
     if not entries:
-        return ""
+        return note
     counted = {**(run.counts.get("skipped_by_reason") or {}),
                **(run.counts.get("unmatched_by_reason") or {})}
     csv_href = run_href(run.run_id) + "/skips.csv"
     parts = [f'<h2 id="skips">{esc(_("Keys left alone ({n})").format(n=len(entries)))} '
-             f'<a class="small" href="{csv_href}" download>{esc(_("CSV"))}</a></h2>']
+             f'<a class="small" href="{csv_href}" download>{esc(_("CSV"))}</a></h2>', note]
     by_reason: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_reason.setdefault(str(e.get("reason")), []).append(e)
@@ -441,7 +448,7 @@ def run_page(run: RunRecord, *, page: int, per_page: int, replica: str) -> str:
             kept=total, total=run.changes_total)
         note = f'<p class="muted">{esc(kept)}</p>'
     details = ""
-    shown = {k: v for k, v in run.details.items() if k != "skips"}
+    shown = {k: v for k, v in run.details.items() if k not in ("skips", "skips_as_in")}
     if shown:
         items = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(v)}</code></td></tr>"
                         for k, v in shown.items())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
+from stocksyncd.integrations.base import RunCounts, RunResult
 from stocksyncd.runtime.metrics import Metrics
 from stocksyncd.state import SqlStateStore
 
 from ..conftest import ClientFactory, FakeView, default_jobs, make_config
-from .conftest import KEY
+from .conftest import KEY, T0
 
 
 async def test_runs_page_pages_and_filters(make_client: ClientFactory,
@@ -119,3 +121,29 @@ async def test_russian_pages_by_accept_language_or_config(
         update={"web": fixed.config.web.model_copy(update={"language": "en"})})
     pinned = await make_client(fixed)
     assert '<html lang="en">' in await (await pinned.get("/runs", headers=ru)).text()
+
+
+async def test_a_run_that_left_the_same_keys_alone_shows_the_list_it_points_to(
+        make_client: ClientFactory, history_view: FakeView, store: SqlStateStore) -> None:
+    """A quiet run stores only the id of the run that stored the same list."""
+    for run_id, points_to in (("run-200", "run-119"), ("run-201", "run-gone")):
+        at = T0 + timedelta(days=6)
+        await store.start_run(run_id=run_id, integration="warehouse", trigger="schedule",
+                              dry_run=False, replica="r1", started_at=at)
+        await store.finish_run(RunResult(
+            integration="warehouse", run_id=run_id, status="ok", counts=RunCounts(),
+            details={"index_mode": "incremental", "skips_as_in": points_to}, started_at=at),
+            finished_at=at + timedelta(seconds=1))
+    client = await make_client(history_view)
+    text = await (await client.get("/runs/run-200")).text()
+    assert "Keys left alone (4)" in text and "4600000000999" in text and "OLD-7" in text
+    assert 'The same keys as run <a href="/runs/run-119">run-119</a>' in text
+    rows = list(csv.reader(io.StringIO(
+        (await (await client.get("/runs/run-200/skips.csv")).read()).decode("utf-8-sig"))))
+    assert len(rows) == 5 and rows[1][2] == "4600000000999"
+    gone = await (await client.get("/runs/run-201")).text()
+    assert "which is no longer kept" in gone and "Keys left alone" not in gone
+    # /unmatched takes the newest listing of a job, pointer or not.
+    unmatched = await (await client.get("/unmatched")).text()
+    warehouse = unmatched[unmatched.index("<h2>warehouse</h2>"):]
+    assert "run-201" in warehouse and "OLD-7" not in warehouse
