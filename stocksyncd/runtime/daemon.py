@@ -286,7 +286,7 @@ class Daemon:
                 lease.kept(attempt)
                 self._leases[live.name] = self.replica
                 renewer = asyncio.create_task(self._renew(lease, me, lost))
-                recent = await state.recent_runs(live.name, limit=RECENT_RUNS)
+                recent = await state.recent_runs(live.name, limit=RECENT_RUNS, details=False)
                 await self._close_abandoned(live.name, recent)
             try:
                 if lease and trigger == "schedule" and self._done_this_period(live.name, recent):

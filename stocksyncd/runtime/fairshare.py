@@ -110,7 +110,7 @@ class FairShare:
         chosen = choose(job, await self.live())
         if chosen in (None, self.me) or period is None:
             return True
-        runs = await self.state.recent_runs(job, limit=3)
+        runs = await self.state.recent_runs(job, limit=3, details=False)
         if overdue(runs, now=self.clock.now(), period=period, since=since):
             logger.info("{}: overdue on replica {}; running it here", job, chosen)
             return True

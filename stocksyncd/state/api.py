@@ -164,8 +164,13 @@ class StateStore(Protocol):
         """Store the outcome of the run ``result.run_id`` began, with its changes."""
         ...
 
-    async def recent_runs(self, integration: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """Newest first, without changes (``changes_total`` is filled)."""
+    async def recent_runs(self, integration: str | None = None, limit: int = 20, *,
+                          details: bool = True) -> list[RunRecord]:
+        """Newest first, without changes (``changes_total`` is filled).
+
+        ``details=False``: without ``details`` either (a stock run's list of
+        keys left alone can be hundreds of KB), for the checks every run start makes.
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord | None:

@@ -333,9 +333,11 @@ class SqlStateStore:
         for change in changes:
             change.status, change.applied = status, status in _APPLIED
 
-    async def recent_runs(self, integration: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """Newest first, without changes (``changes_total`` is filled)."""
-        query = sa.select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.run_id.desc())
+    async def recent_runs(self, integration: str | None = None, limit: int = 20, *,
+                          details: bool = True) -> list[RunRecord]:
+        """Newest first, without changes (``changes_total`` is filled); see the protocol."""
+        columns = t.runs.c if details else [c for c in t.runs.c if c.name != "details"]
+        query = sa.select(*columns).order_by(t.runs.c.started_at.desc(), t.runs.c.run_id.desc())
         if integration is not None:
             query = query.where(t.runs.c.integration == integration)
         async with self._read() as conn:
@@ -750,7 +752,7 @@ def _run_record(row: sa.RowMapping) -> RunRecord:
         finished_at=row["finished_at"], status=row["status"], duration_s=float(row["duration_s"]),
         counts=dict(row["counts"] or {}), conflicts=list(row["conflicts"] or []),
         errors=list(row["errors"] or []), message=row["message"],
-        requests=dict(row["requests"] or {}), details=dict(row["details"] or {}),
+        requests=dict(row["requests"] or {}), details=dict(row.get("details") or {}),
         changes_total=int(row["changes_total"]),
     )
 

@@ -80,7 +80,8 @@ class MemoryStore:
         rec.errors = list(result.errors)
         self.results[result.run_id] = result
 
-    async def recent_runs(self, integration: str | None = None, limit: int = 20) -> list[RunRecord]:
+    async def recent_runs(self, integration: str | None = None, limit: int = 20, *,
+                          details: bool = True) -> list[RunRecord]:
         runs = [r for r in self.runs.values() if integration in (None, r.integration)]
         return sorted(runs, key=lambda r: r.started_at, reverse=True)[:limit]
 

@@ -18,11 +18,13 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 async def _run(store: SqlStateStore, run_id: str, integration: str, at: datetime,
                status: RunStatus = "ok", changes: int = 0) -> None:
+    """A run with ``changes`` changes and a details entry."""
     await store.start_run(run_id=run_id, integration=integration, trigger="schedule",
                           dry_run=False, replica="r1", started_at=at)
     result = RunResult(integration=integration, run_id=run_id, status=status,
                        changes=[Change(ref=str(i), key=f"k{i}", field="quantity", old="1",
-                                       new="2") for i in range(changes)])
+                                       new="2") for i in range(changes)],
+                       details={"skips": [{"key": f"k{n}"} for n in range(changes)]})
     await store.finish_run(result, finished_at=at + timedelta(seconds=5))
 
 
@@ -111,10 +113,16 @@ async def test_recent_runs_newest_first_with_limit_and_filter(store: SqlStateSto
     assert [r.run_id for r in runs] == ["a-live", "a4", "a3"]
     assert runs[0].status == "running" and runs[0].finished_at is None
     assert runs[1].changes_total == 4 and runs[1].changes == []
+    assert len(runs[1].details["skips"]) == 4
 
     everything = await store.recent_runs(limit=100)
     assert [r.run_id for r in everything][:2] == ["a-live", "b0"]
     assert len(everything) == 7
+    # The checks at every run start leave the (possibly large) details unread.
+    brief = await store.recent_runs("a", limit=3, details=False)
+    assert [(r.run_id, r.status, r.replica, r.started_at, r.changes_total) for r in brief] == [
+        (r.run_id, r.status, r.replica, r.started_at, r.changes_total) for r in runs]
+    assert all(r.details == {} for r in brief)
 
 
 async def test_last_success_ignores_failures_and_running(store: SqlStateStore) -> None:

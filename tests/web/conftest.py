@@ -45,8 +45,8 @@ class FakeState:
         run.changes_total = run.changes_total or len(run.changes)
         self.runs.insert(0, run)
 
-    async def recent_runs(self, integration: str | None = None, limit: int = 20
-                          ) -> list[RunRecord]:
+    async def recent_runs(self, integration: str | None = None, limit: int = 20, *,
+                          details: bool = True) -> list[RunRecord]:
         found = [r for r in self.runs if integration is None or r.integration == integration]
         return [replace(r, changes=[]) for r in found[:limit]]
 
