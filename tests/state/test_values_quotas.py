@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from stocksyncd.state import SqlStateStore
+from stocksyncd.state import SqlStateStore, open_store
 
 OpenStore = Callable[[], Awaitable[SqlStateStore]]
 
@@ -97,3 +98,26 @@ async def test_concurrent_takes_never_exceed_the_limit(open_state: OpenStore) ->
     assert sum(results) == 25
     assert await one.quota_used("shop", "window") == 25
     assert await two.quota_used("shop", "window") == 25
+
+
+async def test_waiting_for_a_turn_on_sqlite_is_not_an_outage(tmp_path: Path) -> None:
+    """SQLite's statements take turns in the process; only the store's answer is bounded.
+
+    With a bound of zero, an operation queued behind another fails at once if
+    the queue counts (300 runs of an aligned cron queue for longer than 10 s).
+    """
+    store = await open_store(f"sqlite:///{tmp_path}/state.db")
+    try:
+        assert store._lock is not None
+        await store._lock.acquire()  # someone else's statement in progress
+        store.timeout = 0.0
+        queued = asyncio.create_task(store.set_value("s", "k", {"n": 1}))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not queued.done()
+        store.timeout = 10.0
+        store._lock.release()
+        await queued
+        assert await store.get_value("s", "k") == {"n": 1}
+    finally:
+        await store.close()
