@@ -260,3 +260,22 @@ def test_reducing_the_source_in_parts_gives_the_same_stock() -> None:
         for a, b in itertools.pairwise(cuts):
             reducer.add(items[a:b])
         assert reducer.result() == whole
+
+
+def test_the_reducers_inline_judgement_agrees_with_the_functions() -> None:
+    # The reducer judges text keys and small whole numbers inline; every other
+    # value goes through normalize_key and judge_quantity. Each item alone must
+    # come out as the functions say, at the edges of the inline path too.
+    keys: list[object] = ["A", " A ", "", "  ", None, True, 7, 4.6e12, Decimal("12")]
+    figures: list[object] = [-1, 0, 1, 1023, 1024, 10**9, True, False, 1.0, 2.7, -0.5,
+                             None, "5", Decimal("3")]
+    for key, figure in itertools.product(keys, figures):
+        for policy in ("clamp", "skip"):
+            stock = reduce_source([SourceItem(key, figure, "r")], policy)  # type: ignore[arg-type]
+            norm, judged = normalize_key(key), judge_quantity(figure, policy)
+            if norm is None or judged.value is None:
+                assert stock.values == {}, (key, figure)
+            else:
+                assert stock.values == {norm: judged.value}, (key, figure)
+            assert stock.clamped == int(judged.clamped and norm is not None), (key, figure)
+            assert (norm in stock.invalid) == (norm is not None and judged.value is None)

@@ -93,7 +93,8 @@ def _decimal(raw: object) -> Decimal | None:
 
 # Judgements of the everyday figures, made once: a plain non-negative whole number
 # always means itself, so 100k items need not build 100k identical Quantity objects.
-_PLAIN = tuple(Quantity(value=n) for n in range(1024))
+PLAIN_LIMIT = 1024
+PLAIN = tuple(Quantity(value=n) for n in range(PLAIN_LIMIT))  # PLAIN[n] judges n
 _CLAMPED = Quantity(value=0, clamped=True)
 _NEGATIVE = Quantity(skip=SKIP_NEGATIVE)
 _NULL = Quantity(skip=SKIP_NULL)
@@ -107,7 +108,7 @@ def _whole(whole: int, negative: NegativePolicy) -> Quantity:
         return _OUT_OF_RANGE
     if whole < 0:
         return _CLAMPED if negative == "clamp" else _NEGATIVE
-    return _PLAIN[whole] if whole < len(_PLAIN) else Quantity(value=whole)
+    return PLAIN[whole] if whole < PLAIN_LIMIT else Quantity(value=whole)
 
 
 def judge_quantity(raw: object, negative: NegativePolicy = "clamp") -> Quantity:
