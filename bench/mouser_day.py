@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import markers
 from stocksyncd.clock import Clock, FakeClock
 from stocksyncd.config import Config, MouserInvenTreeConfig, quota_every
 from stocksyncd.http.ratelimit import RateLimiter
@@ -190,13 +191,7 @@ def section(results: list[dict[str, Any]]) -> str:
 def write_section(results: list[dict[str, Any]], doc: Path) -> None:
     """Replace (or append) the marked Mouser section of ``doc``."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    block = f"{MARK_START}\n{section(results)}{MARK_END}\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + block + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    doc.write_text(text)
+    doc.write_text(markers.splice(text, MARK_START, MARK_END, f"\n{section(results)}"))
 
 
 MARK_START = "<!-- mouser-day -->"

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import markers
 from bench.ms_latency import WEIGHT_DEC_2026
 from stocksyncd.integrations.moysklad_index import window_units
 
@@ -109,10 +110,5 @@ def splice(results: Path, page: Path) -> None:
     if not lines:
         raise SystemExit("no ms-latency results in bench/results")
     text = page.read_text() if page.exists() else "# Benchmarks\n"
-    block = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    page.write_text(text)
+    body = "\n".join(lines).removeprefix(BEGIN).removesuffix(END)
+    page.write_text(markers.splice(text, BEGIN, END, body))

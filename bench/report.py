@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import markers
 from bench.bound import MS_WEIGHT_DAEMON, lower_bound
 from bench.ms_latency_report import BEGIN as MS_BEGIN
 from bench.ms_latency_report import END as MS_END
@@ -241,9 +242,8 @@ def _analysis(rows: list[dict[str, Any]], cpu: dict[str, Any] | None, w: Any) ->
 
 def _block(text: str, begin: str, end: str) -> list[str]:
     """The marked block of ``text``, markers included (as one item), or nothing."""
-    if begin in text and end in text:
-        return [begin + text.split(begin, 1)[1].split(end, 1)[0] + end]
-    return []
+    body = markers.marked(text, begin, end)
+    return [] if body is None else [begin + body + end]
 
 
 def write_report(results: Path, docs: Path, argv_text: str = "") -> None:

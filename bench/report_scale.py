@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import markers
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- scale sections: python -m bench.report_scale -->"
 END = "<!-- end of scale sections -->"
@@ -261,14 +263,8 @@ _HEADINGS = {
 def write(results: Path, doc: Path) -> None:
     """Put the sections between the markers of ``doc`` (appended the first time)."""
     text = doc.read_text() if doc.exists() else ""
-    earlier = text.split(BEGIN, 1)[1].split(END, 1)[0] if BEGIN in text and END in text else ""
-    block = f"{BEGIN}\n\n{sections(results, earlier)}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip() + "\n\n" + block
-    doc.write_text(text)
+    earlier = markers.marked(text, BEGIN, END) or ""
+    doc.write_text(markers.splice(text, BEGIN, END, f"\n\n{sections(results, earlier)}\n"))
 
 
 if __name__ == "__main__":
