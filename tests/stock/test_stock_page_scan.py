@@ -16,6 +16,7 @@ from stocksyncd.integrations.stock.index import (
     InSalesIndex,
     ScanFailed,
     ScanResult,
+    needs_full,
     refresh_index,
     removed_during,
     scan_all_pages,
@@ -98,7 +99,8 @@ async def test_a_page_failing_after_retries_aborts_the_page_scan(
     with pytest.raises(ScanFailed, match="products page 2"):
         await scan_all_pages(client, concurrency=4, expect_pages=8)
     with pytest.raises(ScanFailed):  # the refresh gives up too, rather than walk the cursor
-        await refresh_index(client, None, Verdicts(), now=clock.time(), full_every=3600,
+        await refresh_index(client, None, Verdicts(), now=clock.time(),
+                            full=needs_full(None, clock.time(), 3600),
                             concurrency=4)
 
 
@@ -139,7 +141,7 @@ async def test_an_undisturbed_scan_passes_the_check(
     clock.advance(3600)
     client = make_client(sim, session, clock)
     index, report = await refresh_index(client, None, Verdicts(), now=clock.time(),
-                                        full_every=3600, concurrency=4)
+                                        full=needs_full(None, clock.time(), 3600), concurrency=4)
     assert report.mode == "full" and report.reason == "no index yet"
     assert set(index.products) == set(sim.products)
     # A first scan asks count.json how many pages to read, and reads no more.
@@ -172,7 +174,7 @@ async def test_a_deletion_during_a_full_refresh_is_answered_before_it_is_used(
     monkeypatch.setattr(client, "products_page", deleting)
     old = InSalesIndex(products={}, size_hint=len(sim.products))
     index, report = await refresh_index(client, old, Verdicts(), now=clock.time(),
-                                        full_every=3600, concurrency=4)
+                                        full=needs_full(old, clock.time(), 3600), concurrency=4)
     # The pages missed a product; the cursor walk that followed did not.
     assert set(index.products) == set(sim.products)
     assert report.reason.endswith(f"(product {first}): read again by cursor")
@@ -219,7 +221,7 @@ async def test_without_concurrency_the_full_scan_walks_the_cursor(
     sim.catalogue(600, seed=8)
     client = make_client(sim, session, clock)
     index, report = await refresh_index(client, None, Verdicts(), now=clock.time(),
-                                        full_every=3600, concurrency=1)
+                                        full=needs_full(None, clock.time(), 3600), concurrency=1)
     assert report.mode == "full"
     assert set(index.products) == set(sim.products)
     assert pages_asked(sim) == []

@@ -413,13 +413,14 @@ async def refresh_index(
     verdicts: Verdicts,
     *,
     now: float,
-    full_every: float,
+    full: str | None,
     overlap: float = DEFAULT_OVERLAP,
     concurrency: int = 1,
     field: str | None = None,
     pending: dict[int, Pending] | None = None,
 ) -> tuple[InSalesIndex, RefreshReport]:
-    """Bring the index up to date: a full scan when due, else an incremental one.
+    """Bring the index up to date: a full scan when ``full`` says why (the caller
+    asks ``needs_full``), else an incremental one.
 
     Either way the result is complete and checked: a full scan by page
     number (``concurrency`` > 1) is followed by ``removed_during``, and by a
@@ -428,15 +429,14 @@ async def refresh_index(
     field ``client`` reads (an index made for another one is rebuilt);
     ``pending``: the writes to judge when there is no ``index`` to hold them.
     """
-    reason = needs_full(index, now, full_every, field)
     since = None if index is None else index.since(overlap)
-    if reason is None and index is not None and since is not None:
+    if full is None and index is not None and since is not None:
         scan = await scan_products(client, since, with_deleted=True)
         gone = sum(1 for pid in scan.deleted if pid in index.products)
         index.merge(scan, verdicts)
         return index, RefreshReport("incremental", scan.pages, len(scan.products),
                                     scan.problems, deleted=gone)
-    reason = reason or "unreadable watermark"
+    reason = full or "unreadable watermark"
     if concurrency <= 1:
         scan = await scan_products(client, None)
     else:

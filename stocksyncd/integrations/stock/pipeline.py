@@ -229,11 +229,12 @@ class StockSyncIntegration:
         index = self._index if store.holds(header, self._index) else await store.load(header)
         self._index = None  # until this run has stored what it makes of it
         pending = None if index is not None else await store.load_pending()
-        if needs_full(index, ctx.clock.time(), self.cfg.full_refresh, self.field_name) is None:
+        full = needs_full(index, ctx.clock.time(), self.cfg.full_refresh, self.field_name)
+        if full is None:
             await asyncio.wait([after])
         now = ctx.clock.time()
         index, report = await refresh_index(
-            self.client, index, verdicts, now=now, full_every=self.cfg.full_refresh,
+            self.client, index, verdicts, now=now, full=full,
             overlap=self.overlap, concurrency=self.cfg.write_concurrency,
             field=self.field_name, pending=pending)
         overdue = index.overdue(now, self.cfg.confirm_within)
