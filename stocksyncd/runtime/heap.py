@@ -32,6 +32,9 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterator
+from typing import Any
+
+from loguru import logger
 
 # Collections of the youngest generation every this many net allocations of
 # container objects, instead of Python's default 700.
@@ -44,6 +47,32 @@ def settle_heap() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
+    if _note_long_collections not in gc.callbacks:
+        gc.callbacks.append(_note_long_collections)
+
+
+# A collection that held the process this long is logged: every run and the web
+# page wait behind it, so an operator seeing late runs can tell the cause. The
+# callback only notes it: logging from inside a collection could meet the log
+# handler's own lock; the next run's start or end reports it.
+LONG_COLLECTION = 0.5
+_started = 0.0
+_long: list[tuple[float, int, int]] = []  # (seconds, generation, objects freed)
+
+
+def _note_long_collections(phase: str, info: dict[str, Any]) -> None:
+    global _started  # one collection at a time: the collector is not reentrant
+    if phase == "start":
+        _started = time.monotonic()
+    elif (took := time.monotonic() - _started) >= LONG_COLLECTION:
+        _long.append((took, info["generation"], info["collected"]))
+
+
+def _report_long_collections() -> None:
+    while _long:
+        took, generation, freed = _long.pop(0)
+        logger.warning("the garbage collector held the process {:.1f}s (generation {}, {} "
+                       "objects freed)", took, generation, freed)
 
 
 # Runs that overlap for longer than this still get their young objects
@@ -72,6 +101,7 @@ def collection_paused() -> Iterator[None]:
     collects the young generations then. A collector someone else disabled
     stays disabled (and collects nothing here).
     """
+    _report_long_collections()
     if _Pause.active == 0:
         _Pause.owned = gc.isenabled()
         _Pause.since = time.monotonic()
@@ -89,3 +119,4 @@ def collection_paused() -> Iterator[None]:
             elif time.monotonic() - _Pause.since > MAX_PAUSE:
                 gc.collect(1)
                 _Pause.since = time.monotonic()
+        _report_long_collections()

@@ -16,9 +16,11 @@ from stocksyncd.runtime.heap import GEN0_THRESHOLD, collection_paused, settle_he
 @pytest.fixture
 def restored_gc() -> Iterator[None]:
     thresholds = gc.get_threshold()
+    callbacks = list(gc.callbacks)
     yield
     gc.unfreeze()
     gc.set_threshold(*thresholds)
+    gc.callbacks[:] = callbacks
 
 
 def test_settle_heap_freezes_start_up_objects_and_raises_gen0(restored_gc: None) -> None:
@@ -117,3 +119,23 @@ def test_a_closed_connection_is_freed_when_the_next_run_ends(restored_gc: None) 
     with collection_paused():
         pass
     assert transport() is None
+
+
+def test_a_long_collection_is_logged_by_the_next_run(
+    restored_gc: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        settle_heap()
+        monkeypatch.setattr(heap, "LONG_COLLECTION", 0.0)  # every collection is long
+        gc.collect()
+        assert lines == []  # not from inside the collector
+        with collection_paused():
+            pass
+    finally:
+        logger.remove(sink)
+    assert lines and lines[0].startswith("the garbage collector held the process")
+    assert "generation 2" in lines[0]
