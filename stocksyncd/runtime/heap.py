@@ -19,11 +19,12 @@ objects are freed by reference counting.
 Not all of them: some libraries leave reference cycles, which only the
 collector frees. In Python 3.11 every closed socket transport is one
 (asyncio's transport keeps a bound method of itself), and an every-minute
-job closes its idle connections between runs. With young collections as
-rare as above, an idle daemon held them for many hours: RSS grew about
-1 MiB an hour (measured over two hours). So when the last run in progress
-ends, the two young generations are collected: they hold what was made
-since the previous run, a walk of milliseconds after a quiet run.
+job closes its idle connections between runs. A connection is opened in a
+run and closed after it, so its cycle is old by then; with collections as
+rare as above an idle daemon kept them for hours (RSS grew about 1 MiB an
+hour, measured over two). So at most every ``FULL_EVERY`` seconds, at the
+moment the last run in progress ends, everything is collected: at 100k
+variants a walk of some 50 ms while nothing else runs.
 """
 
 from __future__ import annotations
@@ -87,10 +88,15 @@ def _report_long_collections() -> None:
 MAX_PAUSE = 5.0
 
 
+# A full collection when the last run in progress ends, at most this often.
+FULL_EVERY = 600.0
+
+
 class _Pause:
     active = 0  # runs in progress
     since = 0.0  # monotonic time the pause began (or last collected)
     owned = False  # whether we disabled the collector (and so re-enable it)
+    full_at: float | None = None  # monotonic time of the last full collection here
 
 
 @contextlib.contextmanager
@@ -98,8 +104,8 @@ def collection_paused() -> Iterator[None]:
     """No automatic cyclic collection while any run is in progress (see the module notes).
 
     Runs may overlap: the collector resumes when the last one ends, and
-    collects the young generations then. A collector someone else disabled
-    stays disabled (and collects nothing here).
+    collects everything then if it has not for ``FULL_EVERY``. A collector
+    someone else disabled stays disabled (and collects nothing here).
     """
     _report_long_collections()
     if _Pause.active == 0:
@@ -115,7 +121,10 @@ def collection_paused() -> Iterator[None]:
         if _Pause.owned:
             if _Pause.active == 0:
                 gc.enable()
-                gc.collect(1)  # the cycles made since the last run (module notes)
+                now = time.monotonic()
+                if _Pause.full_at is None or now - _Pause.full_at >= FULL_EVERY:
+                    gc.collect()  # the cycles left since (module notes)
+                    _Pause.full_at = now
             elif time.monotonic() - _Pause.since > MAX_PAUSE:
                 gc.collect(1)
                 _Pause.since = time.monotonic()
