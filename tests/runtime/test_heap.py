@@ -70,7 +70,7 @@ def test_long_overlapping_runs_still_collect_young_objects(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(heap, "MAX_PAUSE", 0.0)
-    monkeypatch.setattr(heap._Pause, "full_at", time.monotonic())  # not due
+    monkeypatch.setattr(heap._Pause, "full_due", time.monotonic() + 60)  # not due
     collected: list[int] = []
     monkeypatch.setattr(heap.gc, "collect", lambda generation=2: collected.append(generation))
     with collection_paused():
@@ -86,18 +86,26 @@ def test_the_last_run_to_end_collects_everything_at_most_every_full_every(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     collected: list[int] = []
+    monkeypatch.setattr(heap._Pause, "full_due", 0.0)
     monkeypatch.setattr(heap.gc, "collect", lambda generation=2: collected.append(generation))
-    monkeypatch.setattr(heap._Pause, "full_at", None)
     with collection_paused(), collection_paused():
         pass
     assert collected == [2]  # the first time, and once for the two runs
     with collection_paused():
         pass
     assert collected == [2]  # not due yet
-    monkeypatch.setattr(heap, "FULL_EVERY", 0.0)
-    with collection_paused():
-        pass
-    assert collected == [2, 2]
+    assert heap._Pause.full_due >= time.monotonic() + heap.FULL_EVERY - 1
+
+
+def test_a_long_full_collection_makes_the_next_one_wait_longer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heap._Pause, "full_due", 0.0)  # restored afterwards
+    clock = iter([100.0, 105.0])  # the collection took 5 s
+    monkeypatch.setattr(heap.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(heap.gc, "collect", lambda generation=2: 0)
+    heap._collect_everything()
+    assert heap._Pause.full_due == 105.0 + 5.0 / heap.FULL_SHARE  # 5 s in 5000 s
 
 
 def test_a_cycle_made_in_a_run_and_left_after_it_is_freed(
@@ -116,7 +124,7 @@ def test_a_cycle_made_in_a_run_and_left_after_it_is_freed(
         gone = weakref.ref(node)
         gc.collect(1)  # what the young collections do meanwhile: it is old by now
     del node
-    monkeypatch.setattr(heap._Pause, "full_at", None)  # due
+    monkeypatch.setattr(heap._Pause, "full_due", 0.0)  # due
     with collection_paused():
         assert gone() is not None  # not while a run is in progress
     assert gone() is None
@@ -141,7 +149,7 @@ def test_a_closed_connection_is_freed_when_the_next_run_ends(
 
     transport = asyncio.run(connect_and_close())
     assert transport() is not None  # a cycle: reference counting does not free it
-    monkeypatch.setattr(heap._Pause, "full_at", None)  # due
+    monkeypatch.setattr(heap._Pause, "full_due", 0.0)  # due
     with collection_paused():
         pass
     assert transport() is None
