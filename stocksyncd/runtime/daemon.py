@@ -679,7 +679,9 @@ class Daemon:
                 logger.error("{}", exc)
                 await self.stop()
                 return 1
-            settle_heap()  # start-up objects are permanent: keep them out of GC scans
+            # Start-up objects are permanent: keep them out of GC scans. Full
+            # collections wait for a gap in the schedule (runtime/heap.py).
+            settle_heap(until_next_run=self._scheduler.seconds_to_next)
             self.notifier.ready(self._status())
             while True:
                 intent = await self._intents.get()

@@ -24,18 +24,21 @@ run and closed after it, so its cycle is old by then; with collections as
 rare as above an idle daemon kept them for hours (RSS grew about 1 MiB an
 hour, measured over two). So at most every ``FULL_EVERY`` seconds, at the
 moment the last run in progress ends, everything is collected: at 100k
-variants a walk of 0.1-0.2 s while nothing else runs. The walk grows with
-the heap (5.6 s for 300 jobs of 10k variants, measured), so such a daemon
-collects less often: these collections take at most ``FULL_SHARE`` of the
-time, and what they free there is small beside the heap.
+variants a walk of 0.1-0.2 s. The walk grows with the heap (5.6-6.7 s for
+300 jobs of 10k variants, measured), and runs wait behind it, so it is done
+only when no run is due before it would be over (``FULL_ROOM``, or twice the
+last one), and at most ``FULL_SHARE`` of the time. A daemon always busy with
+many jobs leaves it to Python's own collector; what it would free there is
+small beside the heap.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from loguru import logger
@@ -45,8 +48,13 @@ from loguru import logger
 GEN0_THRESHOLD = 50_000
 
 
-def settle_heap() -> None:
-    """Once start-up is done: collect, freeze what is left, collect young objects less often."""
+def settle_heap(until_next_run: Callable[[], float] | None = None) -> None:
+    """Once start-up is done: collect, freeze what is left, collect young objects less often.
+
+    ``until_next_run``: seconds until the next scheduled run (a daemon's
+    schedule); without it, a full collection never waits for room.
+    """
+    _Pause.until_next_run = until_next_run or (lambda: math.inf)
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
@@ -93,8 +101,10 @@ MAX_PAUSE = 5.0
 
 # A full collection when the last run in progress ends, at most this often, and
 # less often when it is long: the collections take at most FULL_SHARE of the time.
+# Only when no run is due for FULL_ROOM seconds, or twice the last one's length.
 FULL_EVERY = 600.0
 FULL_SHARE = 0.001
+FULL_ROOM = 10.0
 
 
 class _Pause:
@@ -102,14 +112,21 @@ class _Pause:
     since = 0.0  # monotonic time the pause began (or last collected)
     owned = False  # whether we disabled the collector (and so re-enable it)
     full_due = 0.0  # monotonic time from which the next full collection may run
+    full_took = 0.0  # how long the last one took
+    until_next_run: Callable[[], float] = staticmethod(lambda: math.inf)
 
 
 def _collect_everything() -> None:
-    """Free the cycles left since the last full collection (module notes)."""
+    """Free the cycles left since the last full collection, if due and there is room."""
+    if time.monotonic() < _Pause.full_due:
+        return
+    if _Pause.until_next_run() < max(FULL_ROOM, 2 * _Pause.full_took):
+        return  # a run is due soon: it would wait behind the walk
     started = time.monotonic()
     gc.collect()
     ended = time.monotonic()
-    _Pause.full_due = ended + max(FULL_EVERY, (ended - started) / FULL_SHARE)
+    _Pause.full_took = ended - started
+    _Pause.full_due = ended + max(FULL_EVERY, _Pause.full_took / FULL_SHARE)
 
 
 @contextlib.contextmanager
@@ -134,8 +151,7 @@ def collection_paused() -> Iterator[None]:
         if _Pause.owned:
             if _Pause.active == 0:
                 gc.enable()
-                if time.monotonic() >= _Pause.full_due:
-                    _collect_everything()
+                _collect_everything()
             elif time.monotonic() - _Pause.since > MAX_PAUSE:
                 gc.collect(1)
                 _Pause.since = time.monotonic()

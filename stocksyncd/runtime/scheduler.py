@@ -7,6 +7,7 @@ when it shuts down and cannot wait for them, so it must never own a run.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -217,6 +218,14 @@ class JobScheduler:
             return None
         when: datetime | None = getattr(job, "next_run_time", None)
         return when
+
+    def seconds_to_next(self) -> float:
+        """Seconds until the next job fires (infinite with none)."""
+        times: list[datetime] = [job.next_run_time for job in self._scheduler.get_jobs()
+                 if getattr(job, "next_run_time", None) is not None]
+        if not times:
+            return math.inf
+        return (min(times) - datetime.now(UTC)).total_seconds()
 
     def apply(self, specs: Mapping[str, JobSpec], *, now: datetime | None = None) -> None:
         """Add, reschedule and remove jobs so they match ``specs``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -71,3 +72,17 @@ def test_interval_jitter_does_not_accumulate() -> None:
         assert fire is not None
         late = (fire - start).total_seconds() - 60 * minute
         assert 0 <= late <= 3.0  # always within the jitter of its own minute
+
+
+async def test_seconds_to_next_is_the_soonest_job() -> None:
+    sched = JobScheduler(lambda _: None, start_delay=1)
+    assert sched.seconds_to_next() == math.inf  # no jobs
+    sched.start()
+    now = datetime.now(UTC)
+    specs = {f"j{i}": JobSpec(f"j{i}", 60.0, None, 0.0, i % 2 == 0) for i in range(4)}
+    sched.apply(specs, now=now)
+    # j0 runs at start, after the start delay (the previous test's offsets).
+    assert sched.seconds_to_next() == pytest.approx(1.0, abs=0.2)
+    sched.apply({"j1": specs["j1"]}, now=now)
+    assert sched.seconds_to_next() == pytest.approx(62.0, abs=0.2)
+    sched.shutdown()
