@@ -63,11 +63,11 @@ def settle_heap(until_next_run: Callable[[], float] | None = None) -> None:
         gc.callbacks.append(_note_long_collections)
 
 
-# A collection that held the process this long is logged: every run and the web
+# A collection that held the process this long is logged (a warning): every run and the web
 # page wait behind it, so an operator seeing late runs can tell the cause. The
 # callback only notes it: logging from inside a collection could meet the log
 # handler's own lock; the next run's start or end reports it.
-LONG_COLLECTION = 0.5
+LONG_COLLECTION = 2.0  # the young collections of 300 busy jobs take about 1 s: not news
 _started = 0.0
 _long: list[tuple[float, int, int]] = []  # (seconds, generation, objects freed)
 
