@@ -13,8 +13,8 @@ import asyncio
 import base64
 import binascii
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -142,6 +142,13 @@ def jwt_exp(token: str) -> float | None:
     if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
         return float(exp)
     return None
+
+
+T = TypeVar("T")
+
+
+def _as_is(products: list[Any]) -> list[Any]:
+    return products
 
 
 class Kak2cClient:
@@ -279,7 +286,8 @@ class Kak2cClient:
 
     async def products(
         self, size: int = DEFAULT_PAGE_SIZE, *, concurrency: int = 1,
-    ) -> list[Any]:
+        each_page: Callable[[list[Any]], list[T]] = _as_is,
+    ) -> list[T]:
         """Every product, in page order, with up to ``concurrency`` pages in flight.
 
         The first page tells how many pages there are; the rest are fetched by
@@ -287,6 +295,8 @@ class Kak2cClient:
         the list shrank while it was read: no later page is asked for, and the
         pages after the first empty one are dropped (as a sequential read would
         never have seen them). A page that fails after its retries fails the call.
+        ``each_page`` turns a page's products into what the caller keeps as soon
+        as the page arrives, so the decoded answers need not all be held at once.
         """
         first, total = await self.products_page(0, size)
         if 0 < len(first) < min(size, total):
@@ -296,9 +306,9 @@ class Kak2cClient:
                            "{got}", asked=size, got=len(first))
             size = len(first)
         pages = math.ceil(total / size) if size else 1
-        fetched: dict[int, list[Any]] = {0: list(first)}
+        fetched: dict[int, list[T]] = {0: each_page(first)}
         numbers = iter(range(1, pages))
-        empty_at = pages
+        empty_at = pages if first else 0
 
         async def worker() -> None:
             nonlocal empty_at
@@ -306,7 +316,7 @@ class Kak2cClient:
                 if page > empty_at:
                     return
                 batch, _ = await self.products_page(page, size)
-                fetched[page] = batch
+                fetched[page] = each_page(batch)
                 if not batch:
                     empty_at = min(empty_at, page)
 
@@ -317,12 +327,9 @@ class Kak2cClient:
         except ExceptionGroup as failed:
             # The first page that failed is the run's error, as in a sequential read.
             raise failed.exceptions[0] from None
-        products: list[Any] = []
-        for page in range(pages):
-            batch = fetched.get(page)
-            if not batch:
-                break
-            products.extend(batch)
+        products: list[T] = []
+        for page in range(min(pages, empty_at)):
+            products.extend(fetched[page])
         return products
 
     def requests_made(self) -> int:

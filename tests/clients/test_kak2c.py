@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -257,6 +258,36 @@ async def test_concurrent_paging_stops_at_a_list_that_shrank(
     assert [p["id"] for p in products] == [p["id"] for p in sim.products]
     # Pages past the first empty one are neither asked for much nor kept.
     assert sim.count("GET", "/products") < 10
+
+
+async def test_each_page_is_converted_as_it_arrives_and_kept_in_order(
+    sim: Kak2cSimulator, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    sim.catalogue(1000, seed=12, shape="single")
+
+    def shrink() -> None:
+        del sim.products[450:]  # pages 5 on come back empty
+
+    seen: list[int] = []
+
+    def items(page: list[Any]) -> list[tuple[str, Any]]:
+        seen.append(len(page))
+        return [("item", p["id"]) for p in page]  # stands for the caller's own items
+
+    client = make_client(sim, session, clock, observer=AfterFirstPage(shrink))
+    got = await client.products(size=100, concurrency=3, each_page=items)
+    assert got == [("item", p["id"]) for p in sim.products]
+    assert sorted(seen, reverse=True)[:5] == [100, 100, 100, 100, 50]  # 450 left
+
+    # A page that converts to nothing is not taken for the end of the list.
+    calls: list[int] = []
+
+    def all_but_the_first(page: list[Any]) -> list[Any]:
+        calls.append(len(page))
+        return [] if len(calls) == 1 else [p["id"] for p in page]
+
+    got_rest = await client.products(size=100, each_page=all_but_the_first)
+    assert got_rest == [p["id"] for p in sim.products[100:]]
 
 
 async def test_concurrent_paging_fails_when_a_page_fails(
