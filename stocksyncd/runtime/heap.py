@@ -18,7 +18,8 @@ objects are freed by reference counting.
 
 Not all of them: some libraries leave reference cycles, which only the
 collector frees. In Python 3.11 every closed socket transport is one
-(asyncio's transport keeps a bound method of itself), and an every-minute
+(asyncio's transport keeps a bound method of itself; fixed in 3.12,
+python/cpython#100348 and #106503), and an every-minute
 job closes its idle connections between runs. A connection is opened in a
 run and closed after it, so its cycle is old by then; with collections as
 rare as above an idle daemon kept them for hours (RSS grew about 1 MiB an
